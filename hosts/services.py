@@ -1,0 +1,528 @@
+"""One function per operator action on hosts, their networks, VMs and vNICs; and jobs.
+
+Each builds the plain data of networks/rules.py from the database, validates with it, writes
+in one transaction, and (for work on hosts) writes the job row first and queues its task with
+``transaction.on_commit`` so a rolled-back request never runs and a queued task always finds
+its row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from hosts.choices import HostStatus, JobHostStatus, JobKind, JobStatus, VmStatus
+from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, NetworkAttachment, Vnic
+from networks import rules
+from networks.models import Cluster, ClusterNetwork, Network, VnicProfile
+from portal.errors import RuleViolationError
+
+# --- Plain data of a host ---------------------------------------------------------------
+
+
+def host_rule_data(host: Host) -> rules.HostData:
+    """The host as networks/rules.py sees it, in a fixed number of queries."""
+    nics = list(host.nics.all())
+    bonds = list(host.bonds.all())
+    slaves: dict[int, list[str]] = defaultdict(list)
+    for nic in nics:
+        if nic.bond_id:
+            slaves[nic.bond_id].append(nic.name)
+    assignments = {
+        row.network_id: row
+        for row in ClusterNetwork.objects.filter(cluster_id=host.cluster_id)
+    }
+    networks = {}
+    for network in Network.objects.filter(datacenter_id=host.cluster.datacenter_id):
+        networks[network.name] = network.as_rule_data(assignments.get(network.pk))
+    attachments = {
+        a.network.name: a.as_rule_data()
+        for a in host.attachments.select_related("network", "nic", "bond")
+    }
+    in_use = frozenset(
+        Vnic.objects.filter(vm__host=host, vm__status=VmStatus.UP, profile__isnull=False)
+        .values_list("profile__network__name", flat=True))
+    return rules.HostData(
+        name=host.name, cluster=host.cluster.name,
+        nics={n.name: rules.NicData(n.name, frozenset(n.labels or []), link_up=n.link_up)
+              for n in nics},
+        bonds={b.name: rules.BondData(b.name, b.mode, b.options, tuple(sorted(slaves[b.pk])),
+                                      frozenset(b.labels or []))
+               for b in bonds},
+        attachments=attachments, networks=networks, networks_used_by_running_vms=in_use,
+    )
+
+
+# --- Jobs -------------------------------------------------------------------------------
+
+
+def queue_job(kind: str, hosts: Iterable[Host], *, request: dict | None = None, user=None,
+              description: str = "") -> Job:
+    """Write the job and its per-host entries, then queue the task once committed.
+
+    The task gets the job id only: it reads everything else (credentials included) from the
+    database.
+    """
+    job = Job.objects.create(kind=kind, request=request or {}, description=description,
+                             created_by=user if user and user.is_authenticated else None)
+    JobHost.objects.bulk_create(JobHost(job=job, host=host) for host in hosts)
+
+    def enqueue():
+        from hosts.tasks import run_job
+
+        run_job.delay(job.pk)
+
+    transaction.on_commit(enqueue)
+    return job
+
+
+# --- Setup host networks ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How a change is applied on the host (RULES.md "Applying to a host")."""
+
+    check_connectivity: bool = True
+    connectivity_timeout: int = field(
+        default_factory=lambda: settings.NETPORTAL_CONNECTIVITY_TIMEOUT)
+    commit_on_success: bool = True
+
+    def as_dict(self) -> dict:
+        return {"check_connectivity": self.check_connectivity,
+                "connectivity_timeout": self.connectivity_timeout,
+                "commit_on_success": self.commit_on_success}
+
+
+@dataclass
+class SetupOutcome:
+    violations: list[rules.Violation]
+    job: Job | None = None
+    result: rules.HostData | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def setup_networks(host: Host, request: rules.SetupRequest, *, options: ApplyOptions | None = None,
+                   user=None, dry_run: bool = False, push: bool = True) -> SetupOutcome:
+    """Validate a host's setup-networks request as a whole; unless ``dry_run``, store the
+    new desired state and (with ``push``) queue the job that pushes it to the host.
+
+    Every violation is returned at once; nothing is written when there is any. ``push`` is
+    off only for inventory that no host backs (the demo data).
+    """
+    options = options or ApplyOptions()
+    with transaction.atomic():
+        host = Host.objects.select_for_update().select_related("cluster").get(pk=host.pk)
+        before = host_rule_data(host)
+        violations = rules.validate_setup_networks(before, request)
+        if violations:
+            return SetupOutcome(violations)
+        after = rules.apply_setup_request(before, request)
+        if dry_run:
+            return SetupOutcome([], result=after)
+        _persist_host_networks(host, after)
+        refresh_host_status(host)
+        if not push:
+            return SetupOutcome([], result=after)
+        job = queue_job(JobKind.SETUP_NETWORKS, [host], user=user,
+                        request={"host": host.pk, **request_as_dict(request),
+                                 **options.as_dict()},
+                        description=f"Setup networks of {host.name}")
+        return SetupOutcome([], job=job, result=after)
+
+
+def request_as_dict(request: rules.SetupRequest) -> dict:
+    """The request as JSON data, for the job row (what was asked, for the audit)."""
+
+    def ip(cfg: rules.IpConfig) -> dict:
+        return {"boot_protocol": cfg.boot_protocol, "address": cfg.address,
+                "netmask": cfg.netmask, "gateway": cfg.gateway}
+
+    return {
+        "bonds": [{"name": b.name, "mode": b.mode, "options": b.options,
+                   "slaves": list(b.slaves)} for b in request.bonds],
+        "removed_bonds": list(request.removed_bonds),
+        "attachments": [{"network": a.network, "interface": a.interface, "ipv4": ip(a.ipv4),
+                         "ipv6": ip(a.ipv6)} for a in request.attachments],
+        "removed_attachments": list(request.removed_attachments),
+        "labels": {k: sorted(v) for k, v in request.labels.items()},
+        "synced_networks": sorted(request.synced),
+    }
+
+
+def _persist_host_networks(host: Host, after: rules.HostData) -> bool:
+    """Write bonds, slaves, labels and attachments so the database holds ``after``.
+
+    Returns whether anything changed.
+    """
+    changed = False
+    bonds = {b.name: b for b in host.bonds.all()}
+    nics = {n.name: n for n in host.nics.all()}
+    attachments = {a.network.name: a for a in host.attachments.select_related("network")}
+
+    # Attachments that go away first: they may hold bonds that go away too.
+    for name in set(attachments) - set(after.attachments):
+        attachments.pop(name).delete()
+        changed = True
+    for name in set(bonds) - set(after.bonds):
+        for nic in nics.values():
+            if nic.bond_id == bonds[name].pk:
+                nic.bond = None
+        bonds.pop(name).delete()
+        changed = True
+    for name, want in after.bonds.items():
+        bond = bonds.get(name) or Bond(host=host, name=name)
+        fields = {"mode": want.mode, "options": want.options,
+                  "labels": sorted(want.labels)}
+        if bond.pk is None or any(getattr(bond, k) != v for k, v in fields.items()):
+            for key, value in fields.items():
+                setattr(bond, key, value)
+            bond.save()
+            bonds[name] = bond
+            changed = True
+    slave_of = {s: bonds[b.name] for b in after.bonds.values() for s in b.slaves}
+    for name, nic in nics.items():
+        want_bond = slave_of.get(name)
+        want_labels = sorted(after.nics[name].labels) if name in after.nics else nic.labels
+        if nic.bond_id != (want_bond.pk if want_bond else None) or nic.labels != want_labels:
+            nic.bond = want_bond
+            nic.labels = want_labels
+            nic.save(update_fields=["bond", "labels", "updated"])
+            changed = True
+    networks = {n.name: n for n in
+                Network.objects.filter(datacenter_id=host.cluster.datacenter_id,
+                                       name__in=list(after.attachments))}
+    for name, want in after.attachments.items():
+        row = attachments.get(name) or NetworkAttachment(host=host, network=networks[name])
+        values = {
+            "nic": nics.get(want.interface), "bond": bonds.get(want.interface),
+            "ipv4_boot_protocol": want.ipv4.boot_protocol, "ipv4_address": want.ipv4.address,
+            "ipv4_netmask": want.ipv4.netmask, "ipv4_gateway": want.ipv4.gateway,
+            "ipv6_boot_protocol": want.ipv6.boot_protocol, "ipv6_address": want.ipv6.address,
+            "ipv6_prefix": want.ipv6.netmask, "ipv6_gateway": want.ipv6.gateway,
+            "via_label": want.via_label,
+        }
+        if row.pk is None or any(getattr(row, k) != v for k, v in values.items()) or (
+                row.in_sync == want.out_of_sync):
+            for key, value in values.items():
+                setattr(row, key, value)
+            if not want.out_of_sync:
+                row.in_sync, row.out_of_sync = True, []
+            row.save()
+            changed = True
+    return changed
+
+
+def propagate_labels(*, cluster: Cluster | None = None, host: Host | None = None,
+                     user=None) -> list[Job]:
+    """Attach labelled networks to the NICs carrying their label (and detach what lost
+    it) on one host or every host of a cluster; queue a job per changed host."""
+    hosts = [host] if host else list(Host.objects.filter(cluster=cluster))
+    jobs = []
+    for each in hosts:
+        before = host_rule_data(each)
+        after = rules.apply_setup_request(before, rules.SetupRequest())
+        if after != before and _persist_host_networks(each, after):
+            refresh_host_status(each)
+            jobs.append(queue_job(JobKind.SETUP_NETWORKS, [each], user=user,
+                                  description=f"Label propagation on {each.name}"))
+    return jobs
+
+
+def set_nic_labels(host: Host, interface: str, labels: Iterable[str], *, user=None,
+                   dry_run: bool = False) -> SetupOutcome:
+    """Label a NIC or bond; the cluster's networks with those labels follow (RULES.md
+    "Labels"). A setup-networks request of labels only."""
+    request = rules.SetupRequest(labels={interface: frozenset(labels)})
+    return setup_networks(host, request, user=user, dry_run=dry_run)
+
+
+# --- Reactions to network changes --------------------------------------------------------
+
+
+def _hosts_carrying(network: Network, cluster: Cluster | None = None) -> list[Host]:
+    hosts = Host.objects.filter(attachments__network=network)
+    if cluster is not None:
+        hosts = hosts.filter(cluster=cluster)
+    return list(hosts.distinct())
+
+
+def network_changed(network: Network, user=None) -> Job | None:
+    """A network's MTU, VLAN or bridge flag changed: every host that carries it is out of
+    sync until the change is pushed, which the reference does at once; so do we."""
+    hosts = _hosts_carrying(network)
+    if not hosts:
+        return None
+    NetworkAttachment.objects.filter(network=network).update(in_sync=False)
+    return queue_job(JobKind.NETWORK_CHANGE, hosts, user=user,
+                     request={"network": network.pk},
+                     description=f"Push the change of network {network.name}")
+
+
+def network_removed(network: Network, user=None) -> Job | None:
+    """A network is being deleted: hosts stop carrying it (a job removes it everywhere)."""
+    _refuse_if_running_vms(network, Host.objects.filter(attachments__network=network))
+    hosts = _hosts_carrying(network)
+    NetworkAttachment.objects.filter(network=network).delete()
+    if not hosts:
+        return None
+    return queue_job(JobKind.NETWORK_CHANGE, hosts, user=user,
+                     request={"removed_network": network.name},
+                     description=f"Remove network {network.name} from its hosts")
+
+
+def network_detached_from_cluster(network: Network, cluster: Cluster, user=None) -> Job | None:
+    """A network leaves a cluster: its hosts stop carrying it."""
+    hosts = _hosts_carrying(network, cluster)
+    _refuse_if_running_vms(network, hosts)
+    NetworkAttachment.objects.filter(network=network, host__cluster=cluster).delete()
+    if not hosts:
+        return None
+    for host in hosts:
+        refresh_host_status(host)
+    return queue_job(JobKind.NETWORK_CHANGE, hosts, user=user,
+                     request={"removed_network": network.name},
+                     description=f"Detach network {network.name} from cluster {cluster.name}")
+
+
+def _refuse_if_running_vms(network: Network, hosts) -> None:
+    running = sorted(set(
+        Vnic.objects.filter(profile__network=network, vm__status=VmStatus.UP, vm__host__in=hosts)
+        .values_list("vm__name", flat=True)))
+    violations = rules.check_network_leaving_hosts(network=network.name, running_vms=running)
+    if violations:
+        raise RuleViolationError(violations)
+
+
+# --- Host status ------------------------------------------------------------------------
+
+# Statuses the compliance check may change; the others come from reachability or an
+# operator's choice (maintenance) and stay until those change.
+COMPLIANCE_STATUSES = (HostStatus.UP, HostStatus.NON_OPERATIONAL)
+
+
+def refresh_host_status(host: Host, *, reachable: bool = False) -> Host:
+    """Recompute Up / NonOperational from the networks the host carries (RULES.md "Host
+    status"). ``reachable`` marks a host just heard from, whatever its previous status."""
+    if not reachable and host.status not in COMPLIANCE_STATUSES:
+        return host
+    data = host_rule_data(host)
+    bridged = {name: report.get("bridged") for name, report in _reported(host).items()
+               if report.get("bridged") is not None}
+    operational, reason = rules.host_compliance(data, bridged=bridged)
+    status = HostStatus.UP if operational else HostStatus.NON_OPERATIONAL
+    if (host.status, host.status_reason) != (status, reason):
+        host.status, host.status_reason = status, reason
+        host.save(update_fields=["status", "status_reason", "updated"])
+    return host
+
+
+def _reported(host: Host) -> dict[str, dict]:
+    return {a.network.name: a.reported or {}
+            for a in host.attachments.select_related("network")}
+
+
+def cluster_network_status(cluster: Cluster) -> dict[str, bool]:
+    """Per network of the cluster, whether it is operational (RULES.md: a required network
+    is non-operational while an Up host lacks it)."""
+    up_hosts = list(cluster.hosts.filter(status=HostStatus.UP).values_list("pk", "name"))
+    carried = defaultdict(set)
+    for host_id, network_id in NetworkAttachment.objects.filter(
+            host__in=[pk for pk, _ in up_hosts]).values_list("host_id", "network_id"):
+        carried[network_id].add(host_id)
+    status = {}
+    for row in cluster.cluster_networks.select_related("network"):
+        lacking = [name for pk, name in up_hosts if pk not in carried[row.network_id]]
+        status[row.network.name] = rules.required_network_operational(row.required, lacking)
+    return status
+
+
+# --- Hosts ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_host(host: Host, *, user=None, password: str = "") -> Host:
+    """Register a new host and queue the job that installs it (host key, report, management
+    network). A one-time ``password`` installs the portal's key; it is kept encrypted until
+    that job used it, and never passed to the task."""
+    from portal import crypto
+
+    host.full_clean()
+    host.install_password = crypto.encrypt(password) if password else ""
+    host.save()
+    queue_job(JobKind.ADD_HOST, [host], user=user, description=f"Add host {host.name}")
+    return host
+
+
+@transaction.atomic
+def approve_host_key(host: Host, fingerprint: str, *, user=None) -> Job:
+    """An operator vouches for the host key with this fingerprint: pin it and (re)install.
+
+    For a pending key the fingerprint must be the recorded one; for a changed key it names
+    the new key, which the next contact pins if it presents exactly that key.
+    """
+    from hosts.choices import HostKeyState
+
+    host = Host.objects.select_for_update().get(pk=host.pk)
+    fingerprint = fingerprint.strip()
+    if host.host_key_state == HostKeyState.PENDING:
+        violations = rules.check_host_key_approval(
+            host=host.name, pending_fingerprint=host.host_key_fingerprint, given=fingerprint)
+        if violations:
+            raise RuleViolationError(violations)
+        host.host_key_state = HostKeyState.APPROVED
+    else:
+        host.host_key = host.host_key_type = host.host_key_fingerprint = ""
+        host.host_key_state = HostKeyState.UNKNOWN
+        host.expected_fingerprint = fingerprint
+    host.save()
+    return queue_job(JobKind.ADD_HOST, [host], user=user,
+                     description=f"Install host {host.name} (key approved)")
+
+
+def sync_hosts(hosts, *, user=None, description: str = "") -> Job | None:
+    """Push the portal's view to these hosts (sync one attachment, a host, a cluster): the
+    agent applies the whole desired state, so syncing is an apply."""
+    hosts = list(hosts)
+    if not hosts:
+        return None
+    with transaction.atomic():
+        return queue_job(JobKind.SYNC, hosts, user=user,
+                         description=description or f"Sync {len(hosts)} host(s)")
+
+
+def refresh_all_hosts(*, queue: bool = True, user=None) -> Job | None:
+    """Read the state of every host whose key is approved (the periodic refresh)."""
+    from hosts.choices import HostKeyState
+
+    hosts = list(Host.objects.filter(host_key_state=HostKeyState.APPROVED)
+                 .exclude(status=HostStatus.MAINTENANCE))
+    if not hosts:
+        return None
+    with transaction.atomic():
+        if queue:
+            return queue_job(JobKind.REFRESH, hosts, user=user, description="Refresh hosts")
+        job = Job.objects.create(kind=JobKind.REFRESH, description="Refresh hosts")
+        JobHost.objects.bulk_create(JobHost(job=job, host=host) for host in hosts)
+        return job
+
+
+# --- VMs and vNICs ----------------------------------------------------------------------
+
+
+def networks_on_host(host: Host | None) -> set[str] | None:
+    """VM networks implemented on a host (None when the VM has no host)."""
+    if host is None:
+        return None
+    return set(host.attachments.filter(network__vm_network=True)
+               .values_list("network__name", flat=True))
+
+
+def _used_macs(cluster: Cluster, exclude_pk=None) -> set[str]:
+    macs = Vnic.objects.filter(vm__cluster=cluster).exclude(pk=exclude_pk)
+    return {m.lower() for m in macs.values_list("mac", flat=True) if m}
+
+
+def _prepare_vnic(vnic: Vnic, *, lock: bool) -> list[rules.Violation]:
+    """Allocate the vNIC's MAC from its cluster's pool when it has none, and return what
+    forbids saving it. ``lock`` holds the cluster row so two vNICs never get one MAC."""
+    vm = VM.objects.select_related("cluster", "host").get(pk=vnic.vm_id)
+    clusters = Cluster.objects.select_for_update() if lock else Cluster.objects
+    cluster = clusters.get(pk=vm.cluster_id)
+    used = _used_macs(cluster, exclude_pk=vnic.pk)
+    if not vnic.mac:
+        mac, violations = rules.allocate_vnic_mac(
+            cluster=cluster.name, pool_start=cluster.mac_pool_start,
+            pool_end=cluster.mac_pool_end, used=used)
+        if violations:
+            return violations
+        vnic.mac = mac
+    profile = (VnicProfile.objects.select_related("network").get(pk=vnic.profile_id)
+               if vnic.profile_id else None)
+    return rules.check_vnic(
+        name=vnic.name, mac=vnic.mac, vnic_type=vnic.type, pool_start=cluster.mac_pool_start,
+        pool_end=cluster.mac_pool_end, used_macs=used,
+        profile_network=profile.network.name if profile else None,
+        profile_network_is_vm=bool(profile and profile.network.vm_network),
+        networks_on_host=networks_on_host(vm.host),
+    )
+
+
+def check_vnic(vnic: Vnic) -> list[rules.Violation]:
+    """What forbids saving the vNIC (for forms and the admin); fills in its MAC if empty."""
+    return _prepare_vnic(vnic, lock=False)
+
+
+@transaction.atomic
+def save_vnic(vnic: Vnic) -> Vnic:
+    """Create or change a vNIC: MAC from the cluster's pool unless given, valid, unique in the
+    pool, and a profile of a VM network implemented on the VM's host."""
+    violations = _prepare_vnic(vnic, lock=True)
+    if violations:
+        raise RuleViolationError(violations)
+    vnic.mac = rules.normalize_mac(vnic.mac) or vnic.mac
+    vnic.full_clean()
+    vnic.save()
+    return vnic
+
+
+def prefetch_host_detail(queryset):
+    """Hosts with what their pages and the API show, in a fixed number of queries."""
+    return queryset.select_related("cluster__datacenter").prefetch_related(
+        Prefetch("nics", queryset=HostNic.objects.order_by("name")),
+        "bonds", Prefetch("attachments",
+                          queryset=NetworkAttachment.objects.select_related("network")),
+    )
+
+
+def finish_job(job: Job) -> Job:
+    """Set a job's overall status from its hosts' outcomes."""
+    statuses = set(job.hosts.values_list("status", flat=True))
+    if statuses <= {JobHostStatus.COMMITTED}:
+        job.status = JobStatus.COMMITTED
+    elif JobHostStatus.COMMITTED in statuses:
+        job.status = JobStatus.PARTIAL
+    else:
+        job.status = JobStatus.FAILED
+    job.finished = timezone.now()
+    job.save(update_fields=["status", "finished"])
+    return job
+
+
+def setup_request_from_data(data: dict) -> tuple[rules.SetupRequest, ApplyOptions]:
+    """A setup-networks request and its apply options from validated API or form data."""
+
+    def ip(cfg: dict | None) -> rules.IpConfig:
+        cfg = cfg or {}
+        return rules.IpConfig(cfg.get("boot_protocol") or "none", cfg.get("address") or "",
+                              cfg.get("netmask") or "", cfg.get("gateway") or "")
+
+    synced = frozenset(data.get("synced_networks") or [])
+    request = rules.SetupRequest(
+        bonds=tuple(rules.BondData(b["name"], int(b.get("mode", 1)), b.get("options") or "",
+                                   tuple(b.get("slaves") or ())) for b in data.get("bonds", [])),
+        removed_bonds=tuple(data.get("removed_bonds") or ()),
+        attachments=tuple(
+            rules.AttachmentData(a["network"], a["interface"], ip(a.get("ipv4")),
+                                 ip(a.get("ipv6")), sync=a["network"] in synced)
+            for a in data.get("attachments", [])),
+        removed_attachments=tuple(data.get("removed_attachments") or ()),
+        labels={k: frozenset(v) for k, v in (data.get("labels") or {}).items()},
+        synced=synced,
+    )
+    options = ApplyOptions(
+        check_connectivity=data.get("check_connectivity", True),
+        connectivity_timeout=data.get("connectivity_timeout")
+        or settings.NETPORTAL_CONNECTIVITY_TIMEOUT,
+        commit_on_success=data.get("commit_on_success", True),
+    )
+    return request, options

@@ -1,0 +1,339 @@
+"""SSH to hosts with paramiko: pinned host keys, the portal's own key, the agent.
+
+Rules (DESIGN.md "SSH and workers"): host keys are verified against the key pinned in the
+database (``RejectPolicy``, never auto-add); a key seen for the first time is recorded as
+pending with its SHA-256 fingerprint and needs an operator's approval, unless it matches the
+fingerprint the operator gave when adding the host; a changed key is refused. Authentication
+uses the portal's key pair only (no agent, no ~/.ssh keys), every timeout is set, and stdout
+and stderr are read fully before the exit status. Called from tasks only, never from views.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from django.db import transaction
+
+from hosts.choices import HostKeyState
+from hosts.models import Host, PortalKeyPair
+from portal import crypto
+
+AGENT_PATH = Path(__file__).resolve().parent / "agent" / "netportal_agent.py"
+AGENT_SOURCE = AGENT_PATH.read_bytes()
+AGENT_DIGEST = hashlib.sha256(AGENT_SOURCE).hexdigest()
+# Where the agent lives on a host, relative to the SSH user's home; the digest in the name
+# makes an upgrade a new file, so a host never runs a half-written agent.
+AGENT_REMOTE_DIR = ".netportal"
+AGENT_REMOTE_NAME = f"agent-{AGENT_DIGEST[:16]}.py"
+
+CONNECT_TIMEOUT = 10
+BANNER_TIMEOUT = 10
+AUTH_TIMEOUT = 10
+COMMAND_TIMEOUT = 300
+
+# Faster, modern algorithms first: curve25519 key exchange costs a fraction of the
+# post-quantum or classic DH groups on these small machines (BENCHMARKS.md).
+PREFERRED_KEX = ("curve25519-sha256@libssh.org", "curve25519-sha256")
+
+
+class SshError(Exception):
+    """A host could not be reached or refused us; ``code`` is stable, ``retryable`` tells
+    whether trying again later may help (never for key or authentication problems)."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class AgentError(Exception):
+    """The agent answered with an error (its JSON ``error``), or answered nothing usable."""
+
+    def __init__(self, code: str, message: str, answer: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.answer = answer or {}
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The key's SHA-256 fingerprint as OpenSSH prints it (``SHA256:`` + unpadded base64)."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+# --- The portal's key pair --------------------------------------------------------------
+
+_key_lock = threading.Lock()
+
+
+def portal_key() -> tuple[paramiko.PKey, PortalKeyPair]:
+    """The portal's Ed25519 key pair, made on first use and stored encrypted."""
+    with _key_lock:
+        pair = PortalKeyPair.objects.order_by("pk").first()
+        if pair is None:
+            pair = _make_key_pair()
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(crypto.decrypt(pair.private_key)))
+    return key, pair
+
+
+@transaction.atomic
+def _make_key_pair() -> PortalKeyPair:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                               serialization.PublicFormat.OpenSSH).decode()
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+    return PortalKeyPair.objects.create(private_key=crypto.encrypt(pem),
+                                        public_key=f"{public} netportal",
+                                        fingerprint=fingerprint(key))
+
+
+def public_key_line() -> str:
+    """The line operators put in a host's ``authorized_keys``."""
+    return portal_key()[1].public_key
+
+
+# --- Host keys --------------------------------------------------------------------------
+
+
+def _sock(host: Host) -> socket.socket:
+    try:
+        return socket.create_connection((host.address, host.ssh_port), timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise SshError("unreachable", f"Cannot connect to {host.address}:{host.ssh_port}: "
+                       f"{exc.strerror or exc}", retryable=True) from None
+
+
+def scan_host_key(host: Host) -> paramiko.PKey:
+    """The host key the host presents, read by a key exchange with no authentication."""
+    transport = paramiko.Transport(_sock(host))
+    try:
+        _prefer_fast_kex(transport)
+        transport.banner_timeout = BANNER_TIMEOUT
+        transport.start_client(timeout=CONNECT_TIMEOUT)
+        return transport.get_remote_server_key()
+    except paramiko.SSHException as exc:
+        raise SshError("ssh_failed", f"SSH handshake with {host.address} failed: {exc}",
+                       retryable=True) from None
+    finally:
+        transport.close()
+
+
+def evaluate_host_key(host: Host, key: paramiko.PKey) -> dict:
+    """Decide on a presented host key without touching the database.
+
+    Returns the host fields to store (the caller writes them). Raises `SshError` when the key
+    differs from the pinned one (``host_key_changed``) or from the fingerprint the operator
+    gave (``host_key_mismatch``). A key the operator has not vouched for is stored as
+    pending: nothing runs on the host until it is approved.
+    """
+    seen = fingerprint(key)
+    blob = key.get_base64()
+    if host.host_key and host.host_key_state in (HostKeyState.APPROVED, HostKeyState.CHANGED):
+        if blob != host.host_key:
+            raise SshError("host_key_changed",
+                           f"The host key of {host.name} changed: pinned "
+                           f"{host.host_key_fingerprint}, presented {seen}. Refused; approve "
+                           "the new key only if you know why it changed.")
+        return {}
+    expected = (host.expected_fingerprint or "").strip()
+    if expected and expected != seen:
+        raise SshError("host_key_mismatch",
+                       f"The host key of {host.name} is {seen}, not the expected {expected}. "
+                       "Refused.")
+    state = HostKeyState.APPROVED if expected else HostKeyState.PENDING
+    return {"host_key_type": key.get_name(), "host_key": blob, "host_key_fingerprint": seen,
+            "host_key_state": state}
+
+
+# --- Connections ------------------------------------------------------------------------
+
+
+def _prefer_fast_kex(transport: paramiko.Transport) -> None:
+    options = transport.get_security_options()
+    kex = list(options.kex)
+    options.kex = [k for k in PREFERRED_KEX if k in kex] + [k for k in kex
+                                                           if k not in PREFERRED_KEX]
+
+
+def _host_key_entry(host: Host) -> str:
+    return host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
+
+
+@dataclass
+class Connection:
+    """An authenticated SSH connection to one host; use as a context manager."""
+
+    host: Host
+    client: paramiko.SSHClient
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+
+    def run(self, argv: list[str], stdin: bytes = b"", timeout: int = COMMAND_TIMEOUT
+            ) -> tuple[int, bytes, bytes]:
+        """Run a command (an argument list, quoted for the remote shell); read both streams
+        fully, then the exit status."""
+        command = " ".join(_quote(a) for a in argv)
+        try:
+            channel = self.client.get_transport().open_session(timeout=timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out, err = _read_all(channel, timeout)
+            status = channel.recv_exit_status()
+            channel.close()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise SshError("channel_lost", f"The connection to {self.host.name} was lost: "
+                           f"{exc}") from None
+        return status, out, err
+
+    def ensure_agent(self) -> str:
+        """Upload the agent once per version (temporary name, renamed, digest checked)."""
+        try:
+            sftp = self.client.open_sftp()
+        except (paramiko.SSHException, OSError) as exc:
+            raise SshError("sftp_failed", f"SFTP to {self.host.name} failed: {exc}") from None
+        try:
+            try:
+                sftp.stat(f"{AGENT_REMOTE_DIR}/{AGENT_REMOTE_NAME}")
+                return f"{AGENT_REMOTE_DIR}/{AGENT_REMOTE_NAME}"
+            except OSError:
+                pass
+            try:
+                sftp.mkdir(AGENT_REMOTE_DIR, 0o700)
+            except OSError:
+                pass  # exists
+            temporary = f"{AGENT_REMOTE_DIR}/.{AGENT_REMOTE_NAME}.tmp"
+            sftp.putfo(io.BytesIO(AGENT_SOURCE), temporary)
+            status, out, _err = self.run(["sha256sum", temporary])
+            if status != 0 or out.split()[:1] != [AGENT_DIGEST.encode()]:
+                raise SshError("agent_upload_corrupt",
+                               f"The agent uploaded to {self.host.name} does not match its "
+                               "digest.")
+            sftp.posix_rename(temporary, f"{AGENT_REMOTE_DIR}/{AGENT_REMOTE_NAME}")
+            return f"{AGENT_REMOTE_DIR}/{AGENT_REMOTE_NAME}"
+        finally:
+            sftp.close()
+
+    def agent(self, command: str, payload: dict | None = None,
+              timeout: int = COMMAND_TIMEOUT) -> dict:
+        """Run one agent command with ``payload`` as JSON on stdin; its JSON answer."""
+        path = self.ensure_agent()
+        status, out, err = self.run(["python3", path, command],
+                                    stdin=json.dumps(payload or {}).encode(), timeout=timeout)
+        try:
+            answer = json.loads(out.decode() or "null")
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise AgentError("agent_no_answer",
+                             f"The agent on {self.host.name} gave no answer (exit {status}): "
+                             f"{err.decode(errors='replace').strip()[-500:]}")
+        if status != 0 or answer.get("ok") is False:
+            error = answer.get("error") or {}
+            raise AgentError(error.get("code", "agent_failed"),
+                             error.get("message", f"agent exit status {status}"), answer)
+        return answer
+
+
+def _read_all(channel, timeout: float) -> tuple[bytes, bytes]:
+    """Both streams until the exit status arrives. The server sends the exit status after
+    all data, and paramiko handles messages in order, so nothing is left behind."""
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        got = False
+        while channel.recv_ready():
+            out += channel.recv(65536)
+            got = True
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+            got = True
+        if channel.exit_status_ready() and not (channel.recv_ready()
+                                                or channel.recv_stderr_ready()):
+            return bytes(out), bytes(err)
+        if not got:
+            if time.monotonic() > deadline:
+                raise OSError(f"no answer within {timeout} s")
+            time.sleep(0.002)
+
+
+def _quote(arg: str) -> str:
+    return shlex.quote(arg)
+
+
+def connect(host: Host, pkey: paramiko.PKey | None, *, password: str | None = None
+            ) -> Connection:
+    """An authenticated connection, the host key checked against the pinned one.
+
+    No database access: workers call this from many threads at once. ``pkey`` is the
+    portal's key (`portal_key`); ``password`` is used instead once, to install it.
+    """
+    if host.host_key_state != HostKeyState.APPROVED or not host.host_key:
+        raise SshError("host_key_not_approved",
+                       f"The host key of {host.name} is not approved "
+                       f"({host.get_host_key_state_display()}).")
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    pinned = paramiko.PKey.from_type_string(host.host_key_type,
+                                            base64.b64decode(host.host_key))
+    client.get_host_keys().add(_host_key_entry(host), host.host_key_type, pinned)
+    try:
+        client.connect(
+            host.address, port=host.ssh_port, username=host.ssh_user,
+            pkey=None if password else pkey, password=password, allow_agent=False,
+            look_for_keys=False, timeout=CONNECT_TIMEOUT, banner_timeout=BANNER_TIMEOUT,
+            auth_timeout=AUTH_TIMEOUT, sock=_sock(host),
+        )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise SshError("host_key_changed",
+                       f"The host key of {host.name} changed: presented "
+                       f"{fingerprint(exc.key)}, pinned {host.host_key_fingerprint}. "
+                       "Refused.") from None
+    except paramiko.AuthenticationException:
+        client.close()
+        raise SshError("auth_failed",
+                       f"{host.ssh_user}@{host.name} refused the portal's key: install it in "
+                       "the user's authorized_keys (see the host page) or give a one-time "
+                       "password.") from None
+    except (paramiko.SSHException, OSError) as exc:
+        client.close()
+        raise SshError("ssh_failed", f"SSH to {host.name} failed: {exc}",
+                       retryable=True) from None
+    return Connection(host, client)
+
+
+def install_portal_key(host: Host, public_key: str, password: str) -> None:
+    """Log in once with a password and append the portal's public key to the user's
+    ``authorized_keys`` (the password is never stored in clear, logged or passed on)."""
+    line = public_key
+    with connect(host, None, password=password) as conn:
+        status, _out, err = conn.run(
+            ["sh", "-c", 'umask 077; mkdir -p ~/.ssh && touch ~/.ssh/authorized_keys && '
+             'grep -qxF "$1" ~/.ssh/authorized_keys || echo "$1" >> ~/.ssh/authorized_keys',
+             "sh", line])
+        if status != 0:
+            raise SshError("key_install_failed",
+                           f"Installing the portal's key on {host.name} failed: "
+                           f"{err.decode(errors='replace').strip()}")

@@ -1,0 +1,76 @@
+"""API viewsets of the networks app: declarations over `PortalModelViewSet`."""
+
+from networks import filtersets, services
+from networks.api import serializers
+from networks.models import (
+    ROLE_FLAGS,
+    Cluster,
+    ClusterNetwork,
+    DataCenter,
+    Network,
+    VnicProfile,
+)
+from portal.api.views import PortalModelViewSet
+
+
+class DataCenterViewSet(PortalModelViewSet):
+    queryset = DataCenter.objects.all()
+    serializer_class = serializers.DataCenterSerializer
+    filterset_class = filtersets.DataCenterFilterSet
+
+    def create_service(data, user):
+        return services.create_datacenter(DataCenter(**data))
+
+
+class ClusterViewSet(PortalModelViewSet):
+    queryset = Cluster.objects.select_related("datacenter")
+    serializer_class = serializers.ClusterSerializer
+    filterset_class = filtersets.ClusterFilterSet
+
+    def create_service(data, user):
+        return services.create_cluster(Cluster(**data))
+
+
+class NetworkViewSet(PortalModelViewSet):
+    queryset = Network.objects.select_related("datacenter")
+    serializer_class = serializers.NetworkSerializer
+    filterset_class = filtersets.NetworkFilterSet
+
+    def create_service(data, user):
+        return services.create_network(Network(**data))
+
+    def update_service(network, data, user):
+        for key, value in data.items():
+            setattr(network, key, value)
+        return services.update_network(network, user=user)
+
+    def delete_service(network, user):
+        services.delete_network(network)
+
+
+class ClusterNetworkViewSet(PortalModelViewSet):
+    queryset = ClusterNetwork.objects.select_related("cluster", "network")
+    serializer_class = serializers.ClusterNetworkSerializer
+    filterset_class = filtersets.ClusterNetworkFilterSet
+
+    def create_service(data, user):
+        roles = {role for role, flag in ROLE_FLAGS.items() if data.get(flag)}
+        return services.attach_network(data["cluster"], data["network"],
+                                       required=data.get("required", True), roles=roles)
+
+    def update_service(row, data, user):
+        roles = None
+        if any(flag in data for _, flag in ROLE_FLAGS.items()):
+            roles = {role for role, flag in ROLE_FLAGS.items()
+                     if data.get(flag, getattr(row, flag))}
+        return services.update_cluster_network(row, required=data.get("required"),
+                                               roles=roles)
+
+    def delete_service(row, user):
+        services.detach_network(row)
+
+
+class VnicProfileViewSet(PortalModelViewSet):
+    queryset = VnicProfile.objects.select_related("network")
+    serializer_class = serializers.VnicProfileSerializer
+    filterset_class = filtersets.VnicProfileFilterSet

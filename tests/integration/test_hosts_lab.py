@@ -1,0 +1,219 @@
+"""The host pipeline end to end, on real parts: PostgreSQL (or SQLite), Redis, a real Celery
+worker, and three lab hosts (network namespaces with their own OpenSSH server) whose kernel
+the agent changes.
+
+Each test starts from an empty database; the lab's hosts keep their kernel state between
+tests, and the first apply of each test brings them to what that test's portal wants (the
+agent removes the interfaces it created that the new desired state lacks).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from hosts import services as host_services
+from hosts import ssh
+from hosts.choices import HostKeyState, HostStatus, JobHostStatus, JobStatus
+from hosts.models import Host, Job, NetworkAttachment
+from networks import rules
+from networks import services as network_services
+from networks.models import Cluster, DataCenter, Network
+from tests.integration.conftest import wait_job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration,
+              pytest.mark.lab]
+
+
+@pytest.fixture
+def cluster(celery_worker):
+    datacenter = network_services.create_datacenter(DataCenter(name="lab-dc"))
+    return network_services.create_cluster(Cluster(datacenter=datacenter, name="lab"))
+
+
+def add_host(lab, index: int, cluster: Cluster) -> Host:
+    """Register a lab host as an operator would, giving its key's fingerprint."""
+    lab_host = lab.hosts[index]
+    lab.authorize(ssh.public_key_line())
+    host = host_services.create_host(Host(
+        name=lab_host.name, address=lab_host.address, cluster=cluster,
+        expected_fingerprint=lab_host.fingerprint))
+    job = Job.objects.filter(hosts__host=host).latest("pk")
+    wait_job(job)
+    host.refresh_from_db()
+    return host
+
+
+def link(lab, index: int, name: str) -> dict | None:
+    out = lab.exec(lab.hosts[index], ["ip", "-json", "-d", "addr", "show", "dev", name])
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)[0]
+
+
+def ipv4(entry: dict) -> list[str]:
+    return [f"{a['local']}/{a['prefixlen']}" for a in entry.get("addr_info", [])
+            if a.get("family") == "inet"]
+
+
+def setup(host: Host, **request) -> Job:
+    data = {"check_connectivity": True, "connectivity_timeout": 10, **request}
+    setup_request, options = host_services.setup_request_from_data(data)
+    outcome = host_services.setup_networks(host, setup_request, options=options)
+    assert outcome.ok, [v.as_dict() for v in outcome.violations]
+    return wait_job(outcome.job)
+
+
+def static(address: str, prefix: str = "24") -> dict:
+    return {"boot_protocol": "static", "address": address, "netmask": prefix}
+
+
+def test_add_host_pins_key_reports_nics_and_bridges_management(lab, cluster):
+    host = add_host(lab, 0, cluster)
+    assert host.host_key_state == HostKeyState.APPROVED
+    assert host.host_key_fingerprint == lab.hosts[0].fingerprint
+    assert set(host.nics.values_list("name", flat=True)) >= {"eth0", "eth1", "eth2", "eth3"}
+    bridge = link(lab, 0, "ovirtmgmt")
+    assert bridge is not None and bridge["linkinfo"]["info_kind"] == "bridge"
+    assert f"{lab.hosts[0].address}/{lab.subnet.prefixlen}" in ipv4(bridge)
+    eth0 = link(lab, 0, "eth0")
+    assert eth0["master"] == "ovirtmgmt" and ipv4(eth0) == []
+    assert host.status == HostStatus.UP, host.status_reason
+    attachment = host.attachments.get(network__name="ovirtmgmt")
+    assert attachment.nic.name == "eth0" and attachment.in_sync
+
+
+def test_networks_reach_three_hosts_and_hosts_ping_each_other(lab, cluster):
+    hosts = [add_host(lab, i, cluster) for i in range(3)]
+    dc = cluster.datacenter
+    vm_net = network_services.create_network(Network(datacenter=dc, name="lab_vm"))
+    storage = network_services.create_network(Network(datacenter=dc, name="storage",
+                                                      vm_network=False, mtu=9000))
+    network_services.attach_network(cluster, vm_net, required=False)
+    network_services.attach_network(cluster, storage, required=False)
+    for i, host in enumerate(hosts):
+        job = setup(host, attachments=[
+            {"network": "lab_vm", "interface": "eth1", "ipv4": static(f"198.19.1.{10 + i}")},
+            {"network": "storage", "interface": "eth2", "ipv4": static(f"198.19.2.{10 + i}")},
+        ])
+        assert job.status == JobStatus.COMMITTED, list(job.logs.values_list("message"))
+    for i in range(3):
+        bridge = link(lab, i, "lab_vm")
+        assert bridge["linkinfo"]["info_kind"] == "bridge"
+        assert f"198.19.1.{10 + i}/24" in ipv4(bridge)
+        assert link(lab, i, "eth1")["master"] == "lab_vm"
+        eth2 = link(lab, i, "eth2")
+        assert f"198.19.2.{10 + i}/24" in ipv4(eth2) and eth2["mtu"] == 9000
+    for target in ("198.19.1.12", "198.19.2.12"):
+        ping = lab.exec(lab.hosts[0], ["ping", "-c", "1", "-W", "2", target])
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+
+    # A change of the network's MTU reaches every host that carries it.
+    vm_net.mtu = 1400
+    network_services.update_network(vm_net)
+    job = Job.objects.filter(kind="network_change").latest("pk")
+    wait_job(job)
+    assert job.status == JobStatus.COMMITTED, list(job.hosts.values_list("error"))
+    assert {link(lab, i, "lab_vm")["mtu"] for i in range(3)} == {1400}
+
+    # Removing the network removes it everywhere, and frees the NIC.
+    network_services.detach_network(cluster.cluster_networks.get(network=vm_net))
+    job = Job.objects.filter(kind="network_change").latest("pk")
+    wait_job(job)
+    assert job.status == JobStatus.COMMITTED
+    for i in range(3):
+        assert link(lab, i, "lab_vm") is None
+        assert link(lab, i, "eth1").get("master") is None
+
+
+def test_unchanged_state_reapplied_makes_zero_changes(lab, cluster):
+    host = add_host(lab, 0, cluster)
+    job = wait_job(host_services.sync_hosts([host]))
+    entry = job.hosts.get()
+    assert entry.status == JobHostStatus.COMMITTED
+    assert entry.result["status"] == "unchanged" and entry.result["changes"] == 0
+
+
+def test_change_cutting_the_management_address_is_rolled_back_by_the_host(lab, cluster):
+    host = add_host(lab, 1, cluster)
+    prefix = str(lab.subnet.prefixlen)
+    elsewhere = str(lab.subnet.network_address + 250)  # in the lab subnet, held by nobody
+    job = setup(host, attachments=[{"network": "ovirtmgmt", "interface": "eth0",
+                                    "ipv4": static(elsewhere, prefix)}],
+                connectivity_timeout=3)
+    entry = job.hosts.get()
+    assert entry.status == JobHostStatus.ROLLED_BACK, entry.error
+    assert "rolled it back" in entry.error
+    assert f"{lab.hosts[1].address}/{prefix}" in ipv4(link(lab, 1, "ovirtmgmt"))
+
+
+def test_changed_host_key_is_refused_and_unreachable_host_fails_alone(lab, cluster):
+    hosts = [add_host(lab, i, cluster) for i in range(3)]
+    lab.stop_sshd(lab.hosts[2])
+    try:
+        job = wait_job(host_services.sync_hosts(hosts), timeout=120)
+    finally:
+        lab.start_sshd(lab.hosts[2])
+    statuses = dict(job.hosts.values_list("host__name", "status"))
+    assert statuses[hosts[0].name] == JobHostStatus.COMMITTED
+    assert statuses[hosts[1].name] == JobHostStatus.COMMITTED
+    failed = job.hosts.get(host=hosts[2])
+    assert failed.status == JobHostStatus.FAILED and "connect" in failed.error.lower()
+    assert job.status == JobStatus.PARTIAL
+    hosts[2].refresh_from_db()
+    assert hosts[2].status == HostStatus.NON_RESPONSIVE
+
+    lab.regenerate_host_key(lab.hosts[0])
+    job = wait_job(host_services.sync_hosts([hosts[0]]))
+    entry = job.hosts.get()
+    assert entry.status == JobHostStatus.FAILED and "changed" in entry.error
+    hosts[0].refresh_from_db()
+    assert hosts[0].host_key_state == HostKeyState.CHANGED
+
+
+def test_required_network_missing_makes_host_non_operational_until_set_up(lab, cluster):
+    host = add_host(lab, 2, cluster)
+    assert host.status == HostStatus.UP
+    storage = network_services.create_network(Network(
+        datacenter=cluster.datacenter, name="storage", vm_network=False))
+    network_services.attach_network(cluster, storage, required=True)
+    host.refresh_from_db()
+    assert host.status == HostStatus.NON_OPERATIONAL
+    assert "'storage'" in host.status_reason
+    setup(host, attachments=[{"network": "storage", "interface": "eth2",
+                              "ipv4": static("198.19.2.30")}])
+    host.refresh_from_db()
+    assert host.status == HostStatus.UP, host.status_reason
+
+
+def test_hand_change_shows_out_of_sync_and_sync_repairs_it(lab, cluster):
+    host = add_host(lab, 0, cluster)
+    vm_net = network_services.create_network(Network(datacenter=cluster.datacenter,
+                                                     name="lab_vm"))
+    network_services.attach_network(cluster, vm_net, required=False)
+    setup(host, attachments=[{"network": "lab_vm", "interface": "eth1"}])
+    subprocess.run(["ip", "netns", "exec", lab.hosts[0].namespace, "ip", "link", "set",
+                    "lab_vm", "mtu", "1400"], check=True)
+    wait_job(host_services.refresh_all_hosts())
+    attachment = NetworkAttachment.objects.get(host=host, network=vm_net)
+    assert not attachment.in_sync
+    assert {"property": "mtu", "wanted": 1500, "reported": 1400} in attachment.out_of_sync
+    job = wait_job(host_services.sync_hosts([host]))
+    assert job.status == JobStatus.COMMITTED
+    attachment.refresh_from_db()
+    assert attachment.in_sync, attachment.out_of_sync
+    assert link(lab, 0, "lab_vm")["mtu"] == 1500
+
+
+def test_setup_request_breaking_rules_never_reaches_the_host(lab, cluster):
+    host = add_host(lab, 0, cluster)
+    before = lab.exec(lab.hosts[0], ["ip", "-json", "link"]).stdout
+    request, options = host_services.setup_request_from_data(
+        {"removed_attachments": ["ovirtmgmt"]})
+    outcome = host_services.setup_networks(host, request, options=options)
+    assert [v.code for v in outcome.violations] == ["management_network_removed"]
+    assert outcome.job is None
+    assert lab.exec(lab.hosts[0], ["ip", "-json", "link"]).stdout == before
+    assert rules.CODES["management_network_removed"]

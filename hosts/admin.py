@@ -81,6 +81,15 @@ class VMAdmin(PortalModelAdmin):
     search_fields = ["name"]
     list_select_related = ["cluster", "host"]
 
+    def check_service(obj, form):
+        return services.check_vm(obj)
+
+    def create_service(obj, request):
+        services.save_vm(obj)
+
+    def update_service(obj, form, request):
+        services.save_vm(obj)
+
 
 @admin.register(Vnic)
 class VnicAdmin(PortalModelAdmin):

@@ -400,6 +400,17 @@ def sync_hosts(hosts, *, user=None, description: str = "") -> Job | None:
                          description=description or f"Sync {len(hosts)} host(s)")
 
 
+def refresh_hosts(hosts, *, user=None) -> Job | None:
+    """Read these hosts' state now (NICs, sync state, status)."""
+    hosts = list(hosts)
+    if not hosts:
+        return None
+    with transaction.atomic():
+        return queue_job(JobKind.REFRESH, hosts, user=user,
+                         description=f"Refresh {', '.join(h.name for h in hosts[:3])}"
+                         + (" ..." if len(hosts) > 3 else ""))
+
+
 def refresh_all_hosts(*, queue: bool = True, user=None) -> Job | None:
     """Read the state of every host whose key is approved (the periodic refresh)."""
     from hosts.choices import HostKeyState
@@ -475,6 +486,33 @@ def save_vnic(vnic: Vnic) -> Vnic:
     return vnic
 
 
+def check_vm(vm: VM) -> list[rules.Violation]:
+    """What forbids a VM running on its host: every vNIC's network must be implemented there
+    (RULES.md "VMs and vNICs"), also when the VM moves or starts on another host."""
+    if not vm.pk or not vm.host_id:
+        return []
+    on_host = networks_on_host(vm.host)
+    missing = sorted({name for name in Vnic.objects.filter(vm_id=vm.pk, profile__isnull=False)
+                      .values_list("profile__network__name", flat=True)} - on_host)
+    if not missing:
+        return []
+    return [rules.Violation(
+        "vnic_network_not_on_host", "host",
+        f"Host {vm.host.name} does not implement the networks of VM {vm.name}'s vNICs: "
+        f"{', '.join(missing)}.")]
+
+
+@transaction.atomic
+def save_vm(vm: VM) -> VM:
+    """Create or change a VM, refusing a host that lacks its vNICs' networks."""
+    vm.full_clean()
+    violations = check_vm(vm)
+    if violations:
+        raise RuleViolationError(violations)
+    vm.save()
+    return vm
+
+
 def prefetch_host_detail(queryset):
     """Hosts with what their pages and the API show, in a fixed number of queries."""
     return queryset.select_related("cluster__datacenter").prefetch_related(
@@ -526,3 +564,67 @@ def setup_request_from_data(data: dict) -> tuple[rules.SetupRequest, ApplyOption
         commit_on_success=data.get("commit_on_success", True),
     )
     return request, options
+
+
+# --- Operator UI (issue 5): refresh one host, preview a setup ---------------------------
+# Added for the web UI. Composes the services above; changes none of them.
+
+
+def refresh_host(host: Host, *, user=None) -> Job:
+    """Read one host's state now (the host page's Refresh button)."""
+    with transaction.atomic():
+        return queue_job(JobKind.REFRESH, [host], user=user,
+                         description=f"Refresh {host.name}")
+
+
+@dataclass
+class SetupPreview:
+    """What a setup-networks request would do to one host, computed without keeping it.
+
+    ``before`` and ``after`` are the desired-state documents (hosts/state.py); ``result``
+    the host as the rules see it afterwards; ``commands`` the agent's exact commands when
+    a command preview is available (``preview_commands``), else None.
+    """
+
+    violations: list[rules.Violation]
+    before: dict | None = None
+    after: dict | None = None
+    host_before: rules.HostData | None = None
+    result: rules.HostData | None = None
+    commands: list[str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def preview_setup_networks(host: Host, request: rules.SetupRequest, *,
+                           options: ApplyOptions | None = None) -> SetupPreview:
+    """Validate ``request`` (every violation at once) and, when valid, compile the host's
+    desired state before and after it: the setup is stored inside a transaction that is
+    then rolled back, so the document is exactly what Apply would push."""
+    from hosts.state import compile_state
+
+    options = options or ApplyOptions()
+    outcome = setup_networks(host, request, options=options, dry_run=True)
+    if not outcome.ok:
+        return SetupPreview(outcome.violations)
+    settings_of_apply = {"check_connectivity": options.check_connectivity,
+                         "rollback_timeout": options.connectivity_timeout}
+    with transaction.atomic():
+        fresh = Host.objects.select_related("cluster").get(pk=host.pk)
+        host_before = host_rule_data(fresh)
+        before = compile_state(fresh, **settings_of_apply)
+        stored = setup_networks(fresh, request, options=options, push=False)
+        after = None
+        if stored.ok:
+            after = compile_state(Host.objects.select_related("cluster").get(pk=host.pk),
+                                  **settings_of_apply)
+        transaction.set_rollback(True)
+    if not stored.ok:  # the host changed between the two checks
+        return SetupPreview(stored.violations)
+    commands = None
+    preview = globals().get("preview_commands")  # wired by the agent's dry run (SSH)
+    if preview is not None:
+        commands = preview(host, after)
+    return SetupPreview([], before, after, host_before, stored.result, commands)

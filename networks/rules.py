@@ -1265,7 +1265,7 @@ def check_vnic(*, name: str, mac: str, vnic_type: str, pool_start: str, pool_end
                 out.append(_v("mac_address_in_use", "mac",
                               f"MAC address {normal} is already used in this MAC pool."))
     if vnic_type not in c.VNIC_TYPES:
-        out.append(_v("vnic_type_invalid", "vnic_type",
+        out.append(_v("vnic_type_invalid", "type",
                       f"'{vnic_type}' is not a vNIC type; use one of "
                       f"{', '.join(c.VNIC_TYPES)}."))
     if profile_network is not None:

@@ -278,3 +278,56 @@ def detach_network(row: ClusterNetwork) -> None:
     host_services.network_detached_from_cluster(row.network, cluster)
     rows.pop(row.network.name).delete()
     _save_assignments(cluster, wanted, rows)
+
+
+# --- Operator UI: the cluster's "Manage networks" table, saved at once ------------------
+# Added for the web UI (issue 5). Composes the services above; changes none of them.
+
+
+def set_cluster_networks(cluster: Cluster, wanted: dict[int, tuple[bool, frozenset[str]]]
+                         ) -> None:
+    """Make ``cluster``'s networks exactly ``wanted`` (network pk -> (required, roles)), as
+    the "Manage networks" table asks: attach, change and detach in one transaction.
+
+    Every step runs (each in its own savepoint) so that every refusal is reported at once;
+    when any step is refused, nothing is kept and `RuleViolationError` carries all the
+    violations, with ``by_network`` mapping a network pk to its own. Order matters for
+    roles: networks gaining a role are changed before those losing one (a role moves, it is
+    never left without a holder), and detaching comes last.
+    """
+    by_network: dict[int, list[rules.Violation]] = {}
+
+    def attempt(pk: int, action, *args, **kwargs) -> None:
+        try:
+            with transaction.atomic():
+                action(*args, **kwargs)
+        except RuleViolationError as exc:
+            by_network.setdefault(pk, []).extend(exc.violations)
+
+    with transaction.atomic():
+        rows = {r.network_id: r for r in _assignments(cluster)}
+        networks = {n.pk: n for n in Network.objects.filter(datacenter_id=cluster.datacenter_id)}
+        for pk, (required, roles) in wanted.items():
+            if pk not in rows and pk in networks:
+                attempt(pk, attach_network, cluster, networks[pk], required=required,
+                        roles=sorted(roles))
+        changes = []
+        for pk, (required, roles) in wanted.items():
+            row = rows.get(pk)
+            if row is not None and (row.required != required or row.roles != roles):
+                changes.append((bool(roles - row.roles), pk, required, roles))
+        # Gainers first: a role taken from its holder leaves that holder's own change
+        # (without the role) consistent.
+        for _gains, pk, required, roles in sorted(changes, key=lambda c: not c[0]):
+            row = ClusterNetwork.objects.select_related("cluster", "network").get(
+                pk=rows[pk].pk)
+            attempt(pk, update_cluster_network, row, required=required, roles=roles)
+        for pk, row in rows.items():
+            if pk not in wanted:
+                fresh = ClusterNetwork.objects.select_related("cluster", "network").get(
+                    pk=row.pk)
+                attempt(pk, detach_network, fresh)
+        if by_network:
+            error = RuleViolationError(v for vs in by_network.values() for v in vs)
+            error.by_network = by_network
+            raise error

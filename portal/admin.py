@@ -91,3 +91,8 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_readonly_fields(self, request, obj=None):
+        # Shown, never edited: the form must not hold the fields, since some are not
+        # editable (e.g. via_label) and a form cannot be built with them.
+        return [*super().get_readonly_fields(request, obj), *(self.fields or ())]

@@ -165,7 +165,9 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # serve vendored assets without a collectstatic step
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"  # the operator pages' login (portal/urls.py)
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

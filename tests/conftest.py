@@ -5,7 +5,13 @@ import pytest
 
 
 @pytest.fixture
-def make_user(db, django_user_model):
+def fast_password_hasher(settings):
+    """Users made by tests hash their passwords cheaply (PBKDF2 costs ~0.2 s a user)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def make_user(db, django_user_model, fast_password_hasher):
     """A user with the given model permissions (``app.codename`` strings)."""
     from django.contrib.auth.models import Permission
 
@@ -104,3 +110,44 @@ def make_network(datacenter):
         return network
 
     return make
+
+
+@pytest.fixture
+def world(db, make_host):
+    """Two data centers, each with a cluster, a host (with a bond), networks, a VM with a
+    vNIC and a job; so every filter has rows to keep and rows to drop."""
+    from types import SimpleNamespace
+
+    from hosts import services as host_services
+    from hosts.choices import JobKind, VmStatus
+    from hosts.models import VM, Bond, HostNic, Vnic
+    from networks import services
+    from networks.models import Cluster, DataCenter, Network
+    from tests.factories import make_job
+
+    w = SimpleNamespace()
+    w.dc = services.create_datacenter(DataCenter(name="dc1", description="first"))
+    w.dc2 = services.create_datacenter(DataCenter(name="dc2", description="second"))
+    w.cluster = services.create_cluster(Cluster(datacenter=w.dc, name="c1"))
+    w.cluster2 = services.create_cluster(Cluster(datacenter=w.dc2, name="c2"))
+    w.mgmt = services.management_network(w.dc)
+    w.mgmt2 = services.management_network(w.dc2)
+    w.storage = services.create_network(Network(datacenter=w.dc, name="storage", vlan=10,
+                                                vm_network=False))
+    w.vmnet = services.create_network(Network(datacenter=w.dc, name="vmnet", vlan=20,
+                                              label="lab"))
+    services.attach_network(w.cluster, w.vmnet, required=False)
+    w.host = make_host(w.cluster, "h1")
+    w.host2 = make_host(w.cluster2, "h2")
+    w.bond = Bond.objects.create(host=w.host, name="bond0", options="miimon=100")
+    HostNic.objects.filter(host=w.host, name__in=["eth2", "eth3"]).update(bond=w.bond)
+    w.bond2 = Bond.objects.create(host=w.host2, name="bond1", mode=4)
+    HostNic.objects.filter(host=w.host2, name__in=["eth2", "eth3"]).update(bond=w.bond2)
+    w.vm = VM.objects.create(name="vm1", cluster=w.cluster, host=w.host, status=VmStatus.UP)
+    w.vm2 = VM.objects.create(name="vm2", cluster=w.cluster2)
+    w.vnic = host_services.save_vnic(
+        Vnic(vm=w.vm, name="nic1", profile=w.mgmt.vnic_profiles.get()))
+    w.vnic2 = host_services.save_vnic(Vnic(vm=w.vm2, name="nic1"))
+    w.job = make_job(w.host, JobKind.SETUP_NETWORKS)
+    w.job2 = make_job(w.host2, JobKind.REFRESH)
+    return w

@@ -19,6 +19,33 @@ empty) and one JSON object on stdout.  Success: exit 0 and ``{"ok": true, ...}``
 non-zero exit (2 = refused input, 3 = apply failed, 1 = anything else) and
 ``{"ok": false, "error": {"code": "snake_case", "message": "...", ...}}``.
 
+Commands and answers (all answers also carry "ok": true):
+
+* report   -> interfaces [{name, type (ethernet|veth|bridge|bond|vlan|dummy|other), mac, mtu,
+              state (admin up/down), operstate, master, ports, vlan, base, mode, options,
+              slaves, stp, ipv4 ["a.b.c.d/len"], dhcp (any IPv4 address dynamic), ipv6
+              [global only], dhcp6, speed (Mb/s or null)}], routes {default, default6: null or
+              {gateway, interface}}, dns [...], managed [...], agent (version)
+* apply    -> {status: committed|pending|unchanged|planned (dry run), changes, commands
+              (the `ip -batch` lines), transaction, deadline (pending only)}
+* confirm {transaction} -> {status: committed}; errors already_rolled_back,
+              unknown_transaction
+* rollback {transaction} -> {status: rolled_back, commands}; error already_committed
+* status   -> {pending: null or {transaction, deadline, started_at, timer_pid, timer_alive},
+              committed (transaction id), committed_at, managed}
+* restore  -> like apply (the last committed document, no connectivity check)
+
+Error codes: bad_request, invalid_state and not_managed (exit 2, with "problems": [...]),
+apply_failed (exit 3, with rolled_back, problems, commands), pending_transaction, busy,
+already_rolled_back, already_committed, unknown_transaction, nothing_committed, no_timer,
+kernel_read_failed, internal_error (exit 1).
+
+Scope of an apply: the interfaces the document names plus the ones the agent created
+(managed).  A managed interface the document no longer names is deleted; an interface the
+agent did not create is never deleted.  Ports a bridge or bond lists but the document does
+not name are brought up and lose their own addresses.  A missing "ipv4"/"ipv6", "mtu", "stp",
+"routes" or "dns" means "leave as it is".
+
 DHCP: the agent never runs a DHCP client.  ``"method": "dhcp"`` is recorded in the committed
 state; the agent removes static addresses of that family and leaves dynamic (kernel
 ``dynamic`` flag) addresses alone, expecting the host's own DHCP client to manage them.

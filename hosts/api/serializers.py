@@ -7,13 +7,19 @@ from portal.api.serializers import PortalModelSerializer
 
 
 class HostSerializer(PortalModelSerializer):
+    password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=256,
+        style={"input_type": "password"},
+        help_text="One-time password used once to install the portal's key; never returned.")
+
     class Meta:
         model = Host
-        fields = ["id", "url", "name", "address", "ssh_port", "ssh_user", "cluster", "status",
-                  "status_reason", "host_key_type", "host_key_fingerprint", "host_key_state",
-                  "expected_fingerprint", "last_refresh", "created", "updated"]
+        fields = ["id", "url", "name", "address", "ssh_port", "ssh_user", "password", "cluster",
+                  "status", "status_reason", "host_key_type", "host_key_fingerprint",
+                  "host_key_state", "expected_fingerprint", "management_nic", "last_refresh",
+                  "created", "updated"]
         read_only_fields = ["status", "status_reason", "host_key_type", "host_key_fingerprint",
-                            "host_key_state", "last_refresh"]
+                            "host_key_state", "management_nic", "last_refresh"]
         extra_kwargs = {"url": {"view_name": "api:host-detail"}}
 
 
@@ -155,3 +161,13 @@ class SetupNetworksSerializer(serializers.Serializer):
         max_value=c.CONNECTIVITY_TIMEOUT_MAX)
     commit_on_success = serializers.BooleanField(default=True)
     dry_run = serializers.BooleanField(default=False)
+
+
+class ApproveKeySerializer(serializers.Serializer):
+    fingerprint = serializers.CharField(max_length=100,
+                                        help_text="SHA256:... of the key to trust")
+
+
+class PortalKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField()
+    fingerprint = serializers.CharField()

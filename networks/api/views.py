@@ -1,5 +1,10 @@
 """API viewsets of the networks app: declarations over `PortalModelViewSet`."""
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
 from networks import filtersets, services
 from networks.api import serializers
 from networks.models import (
@@ -10,6 +15,7 @@ from networks.models import (
     Network,
     VnicProfile,
 )
+from portal.api.permissions import ChangePermission
 from portal.api.views import PortalModelViewSet
 
 
@@ -29,6 +35,23 @@ class ClusterViewSet(PortalModelViewSet):
 
     def create_service(data, user):
         return services.create_cluster(Cluster(**data))
+
+    @extend_schema(request=None, responses={202: OpenApiResponse(
+        description="The sync job (see /api/jobs/)")})
+    @action(detail=True, methods=["post"], permission_classes=[ChangePermission])
+    def sync(self, request, pk=None):
+        """Push the portal's view to every host of the cluster ("sync cluster")."""
+        from hosts import services as host_services
+        from hosts.api.serializers import JobSerializer
+
+        cluster = self.get_object()
+        job = host_services.sync_hosts(cluster.hosts.all(), user=request.user,
+                                       description=f"Sync cluster {cluster.name}")
+        if job is None:
+            return Response({"detail": "The cluster has no hosts.", "code": "no_hosts",
+                             "errors": []}, status=status.HTTP_200_OK)
+        data = JobSerializer(job, context={"request": request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)
 
 
 class NetworkViewSet(PortalModelViewSet):

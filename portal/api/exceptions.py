@@ -28,7 +28,10 @@ def _flatten(details, prefix: str = "") -> list[dict]:
     items = []
     if isinstance(details, dict):
         for key, value in details.items():
-            field = key if not prefix else f"{prefix}.{key}"
+            if isinstance(key, int):  # a list's item (ListField, many=True): "bonds[0]"
+                field = f"{prefix}[{key}]"
+            else:
+                field = key if not prefix else f"{prefix}.{key}"
             if key == "non_field_errors":
                 field = prefix or key
             items += _flatten(value, field)

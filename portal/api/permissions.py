@@ -14,3 +14,10 @@ class ModelPermissions(DjangoModelPermissions):
         "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
     }
+
+
+class ChangePermission(ModelPermissions):
+    """Actions that change an object or push state to hosts (setup networks, sync, approve a
+    key) need the object's change permission, whatever their HTTP method."""
+
+    perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}

@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(config, items):
         return
     marker = pytest.mark.skip(reason=f"lab unavailable: {reason}")
     for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
+        if HERE in Path(item.path).resolve().parents:
             item.add_marker(marker)
 
 

@@ -119,6 +119,14 @@ def test_roles_move_and_fall_back_to_the_management_network(api, cluster, make_n
     row_a.refresh_from_db()
     assert not row_a.is_display
 
+    # A role taken away goes back to the management network.
+    response = api.patch(f"/api/cluster-networks/{row_b.pk}/", {"is_display": False},
+                         format="json")
+    assert response.status_code == 200, response.data
+    assert role_holders(cluster)["display"] == ["ovirtmgmt"]
+    api.patch(f"/api/cluster-networks/{row_b.pk}/", {"is_display": True}, format="json")
+    assert role_holders(cluster)["display"] == ["net-b"]
+
     assert api.delete(f"/api/cluster-networks/{row_b.pk}/").status_code == 204
     assert role_holders(cluster) == {role: ["ovirtmgmt"] for role in
                                      ("management", "display", "migration", "default_route")}
@@ -390,3 +398,65 @@ def test_vm_host_must_be_in_the_vm_cluster(api, host, datacenter):
     response = api.post("/api/vms/", {"name": "vm9", "cluster": other.pk, "host": host.pk},
                         format="json")
     assert_rule(response, "host", "vm_host_other_cluster")
+
+
+# --- Hosts ------------------------------------------------------------------------------
+
+
+def test_new_host_is_installing_and_queues_its_add_host_job(api, cluster):
+    from hosts.models import Job
+
+    response = api.post("/api/hosts/", {"name": "h9", "address": "198.18.0.9",
+                                        "cluster": cluster.pk}, format="json")
+    assert response.status_code == 201, response.data
+    assert response.data["status"] == "installing"
+    job = Job.objects.get(kind="add_host")
+    assert list(job.hosts.values_list("host_id", flat=True)) == [response.data["id"]]
+    assert job.created_by.username == "root-admin"
+
+
+def test_host_with_networks_and_bonds_can_be_deleted(api, host, cluster, make_network):
+    from hosts import services as host_services
+    from hosts.models import Bond, HostNic
+    from networks import rules
+
+    make_network("storage", cluster, vm_network=False, vlan=10)
+    outcome = host_services.setup_networks(host, rules.SetupRequest(
+        bonds=(rules.BondData("bond0", 1, "", ("eth2", "eth3")),),
+        attachments=(rules.AttachmentData("storage", "bond0"),)), push=False)
+    assert outcome.ok, outcome.violations
+    vm = VM.objects.create(name="vm1", cluster=cluster, host=host)
+    response = api.delete(f"/api/hosts/{host.pk}/")
+    assert response.status_code == 204, response.data
+    assert not (HostNic.objects.exists() or Bond.objects.exists()
+                or NetworkAttachment.objects.exists())
+    vm.refresh_from_db()
+    assert vm.host is None
+
+
+def test_vm_cannot_move_to_a_host_lacking_its_vnic_networks(api, vm, make_host, make_network):
+    guests = make_network("guests", vm.cluster, required=False)
+    vm.host = None
+    vm.save()
+    assert api.post("/api/vnics/", {"vm": vm.pk, "name": "nic1",
+                                    "profile": guests.vnic_profiles.get().pk},
+                    format="json").status_code == 201
+    response = api.patch(f"/api/vms/{vm.pk}/", {"host": make_host(vm.cluster, "h2").pk},
+                         format="json")
+    assert_rule(response, "host", "vnic_network_not_on_host")
+    assert "guests" in response.data["errors"][0]["message"]
+    vm.refresh_from_db()
+    assert vm.host is None
+
+
+def test_label_carried_by_host_nics_cannot_be_renamed(api, host, make_network):
+    from hosts.models import HostNic
+
+    network = make_network("guests", label="lab")
+    HostNic.objects.filter(host=host, name="eth1").update(labels=["lab"])
+    response = api.patch(f"/api/networks/{network.pk}/", {"label": "lab2"}, format="json")
+    assert_rule(response, "label", "network_label_rename_in_use")
+    assert "host1/eth1" in response.data["errors"][0]["message"]
+    # Removing the label is allowed.
+    response = api.patch(f"/api/networks/{network.pk}/", {"label": ""}, format="json")
+    assert response.status_code == 200, response.data

@@ -10,55 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import pytest
 from rest_framework.test import APIClient
 
 from hosts import services as host_services
 from hosts.choices import HostStatus, JobKind, VmStatus
-from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, NetworkAttachment, Vnic
+from hosts.models import VM, Bond, Host, HostNic, Job, NetworkAttachment, Vnic
 from networks import services
 from networks.choices import BootProtocol
 from networks.models import Cluster, ClusterNetwork, DataCenter, Network, VnicProfile
-
-
-@pytest.fixture
-def world(db, make_host):
-    """Two data centers with a cluster, a host, networks, a bond, VMs, vNICs and jobs each,
-    so every filter has rows to keep and rows to drop."""
-    w = SimpleNamespace()
-    w.dc = services.create_datacenter(DataCenter(name="dc1", description="first"))
-    w.dc2 = services.create_datacenter(DataCenter(name="dc2", description="second"))
-    w.cluster = services.create_cluster(Cluster(datacenter=w.dc, name="c1"))
-    w.cluster2 = services.create_cluster(Cluster(datacenter=w.dc2, name="c2"))
-    w.mgmt = services.management_network(w.dc)
-    w.mgmt2 = services.management_network(w.dc2)
-    w.storage = services.create_network(Network(datacenter=w.dc, name="storage", vlan=10,
-                                                vm_network=False))
-    w.vmnet = services.create_network(Network(datacenter=w.dc, name="vmnet", vlan=20,
-                                              label="lab"))
-    services.attach_network(w.cluster, w.vmnet, required=False)
-    w.host = make_host(w.cluster, "h1")
-    w.host2 = make_host(w.cluster2, "h2")
-    w.bond = Bond.objects.create(host=w.host, name="bond0", options="miimon=100")
-    HostNic.objects.filter(host=w.host, name__in=["eth2", "eth3"]).update(bond=w.bond)
-    w.bond2 = Bond.objects.create(host=w.host2, name="bond1", mode=4)
-    HostNic.objects.filter(host=w.host2, name__in=["eth2", "eth3"]).update(bond=w.bond2)
-    w.vm = VM.objects.create(name="vm1", cluster=w.cluster, host=w.host, status=VmStatus.UP)
-    w.vm2 = VM.objects.create(name="vm2", cluster=w.cluster2)
-    w.vnic = host_services.save_vnic(
-        Vnic(vm=w.vm, name="nic1", profile=w.mgmt.vnic_profiles.get()))
-    w.vnic2 = host_services.save_vnic(Vnic(vm=w.vm2, name="nic1"))
-    w.job = make_job(w.host, JobKind.SETUP_NETWORKS)
-    w.job2 = make_job(w.host2, JobKind.REFRESH)
-    return w
-
-
-def make_job(host, kind):
-    job = Job.objects.create(kind=kind, description=f"{kind} of {host.name}")
-    JobHost.objects.create(job=job, host=host)
-    return job
+from tests.factories import make_job
 
 
 @dataclass
@@ -122,10 +84,7 @@ def _make_vnic(w, i):
 
 
 def _make_job(w, i):
-    """A job over both hosts (two entries to list per job)."""
-    job = make_job(w.host, JobKind.SYNC)
-    JobHost.objects.create(job=job, host=w.host2)
-    return job
+    return make_job(w.host, JobKind.SYNC, w.host2)  # two entries to list per job
 
 
 ENDPOINTS = [

@@ -381,7 +381,7 @@ FAILING = [
     ("mac_address_multicast", lambda: vnic(mac="ff:ff:ff:ff:ff:ff"), "mac"),
     ("mac_address_in_use", lambda: vnic(mac="56-6F-1A-00-00-01"), "mac"),
     ("mac_address_in_use", lambda: vnic(used_macs={"566F.1A00.0005"}), "mac"),
-    ("vnic_type_invalid", lambda: vnic(vnic_type="ne2k_pci"), "vnic_type"),
+    ("vnic_type_invalid", lambda: vnic(vnic_type="ne2k_pci"), "type"),
     ("vnic_network_not_on_host", lambda: vnic(networks_on_host={MGMT}), "profile"),
     # Service-level rules
     ("network_other_datacenter", lambda: attach(network_datacenter="dc2"), "network"),

@@ -1,0 +1,73 @@
+"""Base forms of the operator pages: Bootstrap widgets and rule messages where they belong.
+
+Forms hold no rules of their own (DESIGN.md): the model's ``clean()`` and the services
+decide, and their violations land on the field they name, or above the form when the form
+has no such field.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+
+def bootstrap(form: forms.BaseForm) -> None:
+    """Give every widget its Bootstrap class (and ``is-invalid`` when it has errors), so
+    templates render fields with one include and keyboard focus rings look alike."""
+    for name, field in form.fields.items():
+        widget = field.widget
+        if isinstance(widget, forms.CheckboxInput):
+            css = "form-check-input"
+        elif isinstance(widget, forms.Select | forms.SelectMultiple):
+            css = "form-select"
+        else:
+            css = "form-control"
+        if form.is_bound and name in form.errors:
+            css += " is-invalid"
+        widget.attrs["class"] = css
+        if isinstance(widget, forms.Textarea):
+            widget.attrs.setdefault("rows", 3)
+
+
+class PortalForm(forms.Form):
+    """A plain form with Bootstrap widgets."""
+
+    def full_clean(self):
+        super().full_clean()
+        bootstrap(self)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        bootstrap(self)
+
+
+class PortalModelForm(forms.ModelForm):
+    """A ModelForm whose model errors for fields it lacks become non-field errors.
+
+    ``Model.clean()`` reports rules by model field; a rule about a field this form does not
+    show (the on-host name, say) must still reach the operator instead of raising.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        bootstrap(self)
+
+    def full_clean(self):
+        super().full_clean()
+        bootstrap(self)
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        if hasattr(errors, "error_dict"):
+            moved: dict[str, list] = {}
+            for field, items in errors.error_dict.items():
+                key = field if field in self.fields else NON_FIELD_ERRORS
+                moved.setdefault(key, []).extend(items)
+            errors = ValidationError(moved)
+        super()._update_errors(errors)
+
+    def add_violations(self, exc) -> None:
+        """Show a service's `RuleViolationError` on the fields its violations name."""
+        error = exc.as_validation_error(self.fields)
+        for field, items in error.error_dict.items():
+            self.add_error(None if field == NON_FIELD_ERRORS else field, items)
+        bootstrap(self)

@@ -2,7 +2,8 @@ from django.contrib import admin
 
 from hosts import services
 from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, JobLog, NetworkAttachment, Vnic
-from portal.admin import PortalModelAdmin, ReadOnlyInline
+from portal.admin import AuditHistoryMixin, PortalModelAdmin, ReadOnlyInline
+from portal.models import AuditEntry
 
 # NICs are what hosts report; bonds, labels and attachments change through "setup host
 # networks" (one request checked as a whole), so the admin shows them read-only.
@@ -39,7 +40,7 @@ class HostAdmin(PortalModelAdmin):
         services.create_host(obj, user=request.user)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """Rows that only services and workers write."""
 
     def has_add_permission(self, request):
@@ -120,6 +121,15 @@ class JobLogInline(ReadOnlyInline):
     show_change_link = False
 
 
+class JobAuditInline(ReadOnlyInline):
+    """Each host's outcome of the job (and the job's creation), from the audit log."""
+
+    model = AuditEntry
+    fk_name = "job"
+    fields = ["timestamp", "username", "source", "action", "object_repr", "after"]
+    show_change_link = False
+
+
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "status", "description", "created_by", "created",
@@ -127,4 +137,4 @@ class JobAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status"]
     search_fields = ["description"]
     list_select_related = ["created_by"]
-    inlines = [JobHostInline, JobLogInline]
+    inlines = [JobHostInline, JobLogInline, JobAuditInline]

@@ -273,6 +273,13 @@ class Job(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    queued = models.BooleanField(default=False,
+                                 help_text="Its task reached the broker at least once.")
+    lease_owner = models.CharField(max_length=64, blank=True,
+                                   help_text="The runner working on it (worker/thread).")
+    lease_until = models.DateTimeField(null=True, blank=True,
+                                       help_text="The runner renews this while it works; a "
+                                                 "lapsed lease means the runner was lost.")
 
     class Meta:
         ordering = ["-created"]

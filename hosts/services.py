@@ -8,6 +8,7 @@ its row.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,11 +18,13 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from hosts.choices import HostStatus, JobHostStatus, JobKind, JobStatus, VmStatus
-from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, NetworkAttachment, Vnic
+from hosts.choices import HostStatus, JobHostStatus, JobKind, JobStatus, LogLevel, VmStatus
+from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, JobLog, NetworkAttachment, Vnic
 from networks import rules
 from networks.models import Cluster, ClusterNetwork, Network, VnicProfile
 from portal.errors import RuleViolationError
+
+log = logging.getLogger(__name__)
 
 # --- Plain data of a host ---------------------------------------------------------------
 
@@ -73,13 +76,29 @@ def queue_job(kind: str, hosts: Iterable[Host], *, request: dict | None = None, 
                              created_by=user if user and user.is_authenticated else None)
     JobHost.objects.bulk_create(JobHost(job=job, host=host) for host in hosts)
 
-    def enqueue():
-        from hosts.tasks import run_job
-
-        run_job.delay(job.pk)
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(lambda: enqueue_job(job.pk))
     return job
+
+
+def enqueue_job(job_id: int) -> bool:
+    """Send the job's task to the broker. When the broker is down the job stays in the
+    database, says so in its log, and the periodic sweeper (or the next worker start) sends
+    it once the broker is back: never dropped, never a server error for the operator."""
+    from hosts.tasks import run_job
+
+    try:
+        run_job.apply_async((job_id,), retry=True, retry_policy={
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5})
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        log.warning("job %s kept, broker unavailable: %s", job_id, exc)
+        JobLog.objects.create(
+            job_id=job_id, level=LogLevel.WARNING,
+            message="The task queue is unavailable; the job is kept and starts as soon as "
+                    "it is back.")
+        return False
+    Job.objects.filter(pk=job_id, queued=False).update(queued=True)
+    return True
+
 
 
 # --- Setup host networks ----------------------------------------------------------------
@@ -138,6 +157,61 @@ def setup_networks(host: Host, request: rules.SetupRequest, *, options: ApplyOpt
                                  **options.as_dict()},
                         description=f"Setup networks of {host.name}")
         return SetupOutcome([], job=job, result=after)
+
+
+@dataclass
+class ManySetupOutcome:
+    """The outcome of one change pushed to many hosts: every host's violations (by host
+    name), or the one job that carries the change to all of them."""
+
+    violations: dict[str, list[rules.Violation]]
+    job: Job | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def setup_networks_many(requests, *, options: ApplyOptions | None = None, user=None,
+                        description: str = "") -> ManySetupOutcome:
+    """One change to many hosts in ONE job (say, a new network attached to every host of a
+    cluster, each with its own address): each host's request is validated exactly as
+    `setup_networks` validates it; when any host's request breaks a rule nothing is written
+    and every host's violations are returned. Otherwise the new desired states are stored
+    and one job with an entry per host pushes them (its hosts run in parallel).
+
+    ``requests``: (host, SetupRequest) pairs, or a dict host -> SetupRequest.
+    """
+    options = options or ApplyOptions()
+    pairs = list(requests.items() if isinstance(requests, dict) else requests)
+    if not pairs:
+        return ManySetupOutcome({})
+    with transaction.atomic():
+        # Lock every host row in one query, in a fixed order (no deadlock with another
+        # fan-out over the same hosts).
+        locked = {h.pk: h for h in Host.objects.select_for_update().select_related("cluster")
+                  .filter(pk__in=[h.pk for h, _r in pairs]).order_by("pk")}
+        violations: dict[str, list[rules.Violation]] = {}
+        done: list[tuple[Host, rules.SetupRequest]] = []
+        for given, request in pairs:
+            host = locked[given.pk]
+            before = host_rule_data(host)
+            found = rules.validate_setup_networks(before, request)
+            if found:
+                violations[host.name] = found
+                continue
+            if not violations:
+                _persist_host_networks(host, rules.apply_setup_request(before, request))
+                refresh_host_status(host)
+            done.append((host, request))
+        if violations:
+            transaction.set_rollback(True)
+            return ManySetupOutcome(violations)
+        job = queue_job(JobKind.SETUP_NETWORKS, [h for h, _r in done], user=user,
+                        request={"hosts": {str(h.pk): request_as_dict(r) for h, r in done},
+                                 **options.as_dict()},
+                        description=description or f"Setup networks of {len(done)} hosts")
+        return ManySetupOutcome({}, job=job)
 
 
 def request_as_dict(request: rules.SetupRequest) -> dict:

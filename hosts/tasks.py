@@ -3,7 +3,10 @@ included) from the database; the job row exists before the task is queued."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 from hosts import worker
 
@@ -28,3 +31,18 @@ def refresh_hosts() -> int | None:
         return None
     worker.run_job(job.pk)
     return job.pk
+
+
+@shared_task(name="hosts.requeue_jobs")
+def requeue_jobs() -> list[int]:
+    """Periodic: jobs that never reached the broker, or whose runner was lost, go again."""
+    return worker.requeue_jobs()
+
+
+@worker_ready.connect
+def _requeue_on_start(**_kwargs) -> None:
+    """A worker that starts (after a crash, say) picks up what was left behind."""
+    try:
+        worker.requeue_jobs()
+    except Exception:  # the database may not be up yet; beat sweeps again soon
+        logging.getLogger(__name__).exception("requeue at worker start failed")

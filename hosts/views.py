@@ -21,6 +21,7 @@ from django.views import View
 from hosts import filtersets, forms, presenters, services, state, tables
 from hosts.choices import JOB_FINAL_STATUSES, HostKeyState
 from hosts.models import VM, Host, HostNic, Job, JobHost, JobLog, Vnic
+from networks.models import DataCenter
 from portal.errors import RuleViolationError
 from portal.views import (
     ObjectDeleteView,
@@ -42,6 +43,7 @@ class HostListView(ObjectListView):
     filterset_class = filtersets.HostFilterSet
     table_class = tables.HostTable
     filter_fields = ("status", "cluster", "datacenter", "host_key_state")
+    filter_selects = {"datacenter": DataCenter.objects.all}
 
 
 class HostView(ObjectView):

@@ -15,20 +15,25 @@ rollback timer armed, and the portal confirms over a fresh connection. A lost ch
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from hosts import services, ssh, state
 from hosts.choices import (
+    JOB_FINAL_STATUSES,
     JOB_HOST_FINAL_STATUSES,
     HostKeyState,
     HostStatus,
@@ -138,9 +143,10 @@ def _apply(run: HostRun, conn: ssh.Connection, pkey, document: dict) -> dict:
     read_timeout = min(APPLY_READ_TIMEOUT, timeout) if document.get("check_connectivity") \
         else APPLY_READ_TIMEOUT
     try:
-        answer = conn.agent("apply", document, timeout=read_timeout)
+        answer = _apply_once(run, conn, document, read_timeout)
     except ssh.AgentError as exc:
-        status = JobHostStatus.ROLLED_BACK if exc.answer.get("rolled_back") else \
+        error = exc.answer.get("error") or {}
+        status = JobHostStatus.ROLLED_BACK if error.get("rolled_back") else \
             JobHostStatus.FAILED
         raise StepFailed(f"The agent refused or failed: {exc.code}: {exc}", status) from None
     except ssh.SshError as exc:
@@ -158,7 +164,9 @@ def _apply(run: HostRun, conn: ssh.Connection, pkey, document: dict) -> dict:
     try:
         with ssh.connect(run.host, pkey) as fresh:
             confirmed = fresh.agent("confirm", {"transaction": document["transaction"]})
-        return {**answer, "status": confirmed.get("status", "committed")}
+            # The state after the change, read over the connection that proved it.
+            report = _read_report(fresh)
+        return {**answer, "status": confirmed.get("status", "committed"), "report": report}
     except (ssh.SshError, ssh.AgentError) as exc:
         run.log(f"Confirmation failed: {exc}; the host rolls back by itself", LogLevel.WARNING)
     # The host keeps its timer: wait for the deadline, then ask what happened.
@@ -174,6 +182,47 @@ def _apply(run: HostRun, conn: ssh.Connection, pkey, document: dict) -> dict:
                      "itself.", JobHostStatus.ROLLED_BACK)
 
 
+def _apply_once(run: HostRun, conn: ssh.Connection, document: dict, read_timeout) -> dict:
+    """Apply; when the host still holds a pending transaction of this same job entry (its
+    worker was lost while awaiting confirmation), confirm that one first: this connection
+    proves the host reachable. The re-apply then finds the state in place and changes
+    nothing, so the host is never configured twice."""
+    try:
+        return conn.agent("apply", document, timeout=read_timeout)
+    except ssh.AgentError as exc:
+        pending = (exc.answer.get("error") or {}).get("transaction") or ""
+        if exc.code != "pending_transaction" or not pending.startswith(
+                run.options.get("transaction_prefix", "\0")):
+            raise
+        run.log(f"Confirming transaction {pending}, left pending by a lost worker",
+                LogLevel.WARNING)
+        conn.agent("confirm", {"transaction": pending})
+        return conn.agent("apply", document, timeout=read_timeout)
+
+
+def _read_report(conn: ssh.Connection) -> dict | None:
+    """The host's report, or None when it could not be read (the caller reads it again)."""
+    try:
+        return conn.agent("report")
+    except (ssh.SshError, ssh.AgentError):
+        return None
+
+
+def _report_after(run: HostRun, conn: ssh.Connection, pkey, answer: dict) -> None:
+    """Store the host's state after an apply: the report read on the confirming connection,
+    else one read over the apply's connection, else over a new one (the change may have
+    moved the address the first connection used). One SSH connection per host without the
+    connectivity check, two with it (apply, confirm), instead of two and three."""
+    report = answer.pop("report", None)
+    if report is None:
+        report = _read_report(conn)
+    if report is not None:
+        run.ask("report", report=report)
+        return
+    with _connect(run, pkey) as again:
+        _report(run, again)
+
+
 def _report(run: HostRun, conn: ssh.Connection) -> None:
     try:
         report = conn.agent("report")
@@ -185,13 +234,13 @@ def _report(run: HostRun, conn: ssh.Connection) -> None:
 def run_apply(run: HostRun, pkey) -> None:
     """Push the host's desired state (setup networks, sync, a network change)."""
     _require_approved(run)
-    conn = _connect(run, pkey)
-    with conn:
-        document = run.ask("compile")
-        run.emit("plan", document=document)
-        answer = _apply(run, conn, pkey, document)
+    # Compiled (by the task's thread) before connecting: the other hosts' handshakes go on
+    # meanwhile, instead of every host waiting for its document once connected.
+    document = run.ask("compile")
+    run.emit("plan", document=document)
     with _connect(run, pkey) as conn:
-        _report(run, conn)
+        answer = _apply(run, conn, pkey, document)
+        _report_after(run, conn, pkey, answer)
     run.emit("committed", document=document, answer=answer)
 
 
@@ -218,8 +267,7 @@ def run_add(run: HostRun, pkey) -> None:
         document = run.ask("compile", management=True)
         run.emit("plan", document=document)
         answer = _apply(run, conn, pkey, document)
-    with _connect(run, pkey) as conn:
-        _report(run, conn)
+        _report_after(run, conn, pkey, answer)
     run.emit("committed", document=document, answer=answer)
 
 
@@ -252,10 +300,20 @@ RUNNERS: dict[str, Callable] = {
 class JobRunner:
     """Runs a job's entries in threads and writes what they report."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, owner: str):
         self.job = job
+        self.owner = owner
         self.events: queue.Queue = queue.Queue()
+        self.done: set[int] = set()
         self.pkey, self.key_pair = ssh.portal_key()
+        self.renewed = time.monotonic()
+
+    def _renew_lease(self) -> None:
+        if time.monotonic() - self.renewed < settings.NETPORTAL_JOB_LEASE / 3:
+            return
+        Job.objects.filter(pk=self.job.pk, lease_owner=self.owner).update(
+            lease_until=timezone.now() + timedelta(seconds=settings.NETPORTAL_JOB_LEASE))
+        self.renewed = time.monotonic()
 
     def run(self) -> Job:
         job = self.job
@@ -281,19 +339,28 @@ class JobRunner:
                         self._finish(entry, JobHostStatus.FAILED,
                                      "Another job kept applying to this host; gave up waiting.")
                 self._drain(timeout=0.05 if waiting else 0.2)
+                self._renew_lease()
                 for pk, (_entry, future) in list(running.items()):
-                    if future.done():
+                    if future.done() or pk in self.done:
                         self._drain(timeout=0)
                         del running[pk]
         self._drain(timeout=0)
-        return services.finish_job(job)
+        job = services.finish_job(job)
+        Job.objects.filter(pk=job.pk, lease_owner=self.owner).update(lease_owner="",
+                                                                      lease_until=None)
+        return job
 
     def _options(self, entry: JobHost) -> dict:
-        options = {"public_key": self.key_pair.public_key}
+        options = {"public_key": self.key_pair.public_key,
+                   "transaction_prefix": self._transaction_prefix(entry.pk)}
         host = entry.host
         if self.job.kind == JobKind.ADD_HOST and host.install_password:
             options["password"] = crypto.decrypt(host.install_password)
         return options
+
+    def _transaction_prefix(self, entry_id: int) -> str:
+        """Transaction ids name their job entry, so a resumed job recognises its own."""
+        return f"job{self.job.pk}-{entry_id}-"
 
     def _guard(self, runner, run: HostRun) -> None:
         """Run one host; turn every outcome into a final event (never an exception)."""
@@ -306,14 +373,16 @@ class JobRunner:
             log.exception("host %s failed", run.host.name)
             run.emit("failed", message=f"Internal error: {exc}", status=JobHostStatus.FAILED,
                      unreachable=False)
+        finally:
+            run.emit("done")
 
     def _fence(self, entry: JobHost) -> bool:
         """Take the host's apply slot (a partial unique constraint) or wait for it."""
         try:
             with transaction.atomic():
-                taken = JobHost.objects.filter(pk=entry.pk).exclude(
-                    status__in=JOB_HOST_FINAL_STATUSES).update(
-                    status=JobHostStatus.RUNNING, started=timezone.now())
+                taken = JobHost.objects.filter(pk=entry.pk, status=JobHostStatus.PENDING
+                                               ).update(status=JobHostStatus.RUNNING,
+                                                        started=timezone.now())
         except IntegrityError:
             return False
         return bool(taken)
@@ -341,6 +410,12 @@ class JobRunner:
             finally:
                 if reply is not None:
                     reply[1].set()
+            if kind == "done":
+                return  # the loop looks at the finished host now
+
+    def on_done(self, run: HostRun) -> None:
+        """A host's thread has nothing more to say (its last event came before this)."""
+        self.done.add(run.entry_id)
 
     # Event handlers: each writes one step.
 
@@ -388,7 +463,7 @@ class JobRunner:
         entry = self._entry(run)
         options = self.job.request or {}
         return state.compile_state(
-            host, transaction=f"job{self.job.pk}-{entry.pk}-{uuid.uuid4().hex[:8]}",
+            host, transaction=f"{self._transaction_prefix(entry.pk)}{uuid.uuid4().hex[:8]}",
             check_connectivity=options.get("check_connectivity", True),
             rollback_timeout=options.get("connectivity_timeout")
             or settings.NETPORTAL_CONNECTIVITY_TIMEOUT)
@@ -449,11 +524,15 @@ def store_report(host: Host, report: dict) -> None:
     for attachment in host.attachments.select_related("network", "nic", "bond"):
         differences = state.attachment_differences(attachment, report, default_network)
         top = links.get(state.placement(attachment).top) or {}
-        attachment.reported = {
+        reported = {
             "interface": top.get("name"), "mtu": top.get("mtu"),
             "bridged": top.get("type") == "bridge" if top else None,
             "ipv4": top.get("ipv4") or [], "ipv6": top.get("ipv6") or [],
         }
+        if (attachment.reported, attachment.in_sync, attachment.out_of_sync) == (
+                reported, not differences, differences):
+            continue  # unchanged: no write (a scan of a steady fleet writes little)
+        attachment.reported = reported
         attachment.in_sync = not differences
         attachment.out_of_sync = differences
         attachment.save(update_fields=["reported", "in_sync", "out_of_sync", "updated"])
@@ -501,13 +580,37 @@ def ensure_management_attachment(host: Host) -> None:
 
 
 def run_job(job_id: int) -> Job | None:
-    """Run (or resume, after a worker was lost) a job."""
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or job.status in (JobStatus.COMMITTED, JobStatus.PARTIAL, JobStatus.FAILED):
-        return job
-    # Entries left running by a lost worker go back to pending: applying the same desired
-    # state again is a no-op on the host (the agent is idempotent), and a pending
-    # transaction there is refused until it is confirmed or rolled back.
+    """Run (or resume, after its runner was lost) a job.
+
+    A job is run by one runner at a time: the runner takes a lease on the job row and
+    renews it while it works. A duplicate delivery finds the lease held and returns; a lost
+    runner's lease lapses, and the next runner resumes the entries that did not finish.
+    """
+    owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id).exclude(status__in=JOB_FINAL_STATUSES).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)).update(
+        lease_owner=owner, lease_until=now + timedelta(seconds=settings.NETPORTAL_JOB_LEASE))
+    if not claimed:
+        return Job.objects.filter(pk=job_id).first()
+    job = Job.objects.get(pk=job_id)
+    # Entries a lost runner left running go back to pending: applying the same desired
+    # state again changes nothing on the host (the agent is idempotent), and a transaction
+    # it left pending there is confirmed first (see _apply_once).
     job.hosts.filter(status__in=[JobHostStatus.RUNNING, JobHostStatus.AWAITING_CONFIRMATION]
                      ).update(status=JobHostStatus.PENDING)
-    return JobRunner(job).run()
+    return JobRunner(job, owner).run()
+
+
+def requeue_jobs() -> list[int]:
+    """Send again the jobs that never reached the broker, and those whose runner was lost
+    (lease lapsed). Run by Celery beat and at each worker start."""
+    now = timezone.now()
+    stale = Job.objects.exclude(status__in=JOB_FINAL_STATUSES).filter(
+        Q(queued=False, created__lt=now - timedelta(seconds=5))
+        | Q(lease_until__lt=now))
+    sent = []
+    for job_id in stale.values_list("pk", flat=True):
+        if services.enqueue_job(job_id):
+            sent.append(job_id)
+    return sent

@@ -44,6 +44,8 @@ class ClusterForm(ParentFixedOnEdit):
     class Meta:
         model = Cluster
         fields = ["datacenter", "name", "description", "mac_pool_start", "mac_pool_end"]
+        labels = {"datacenter": "Data center", "mac_pool_start": "MAC pool start",
+                  "mac_pool_end": "MAC pool end"}
 
 
 class NetworkForm(ParentFixedOnEdit):
@@ -54,6 +56,7 @@ class NetworkForm(ParentFixedOnEdit):
         model = Network
         fields = ["datacenter", "name", "description", "vm_network", "vlan", "mtu", "stp",
                   "label", "dns_servers", "qos_outbound_average"]
+        labels = {"datacenter": "Data center"}
 
 
 class ClusterNetworksForm(forms.Form):

@@ -153,6 +153,7 @@ class NetworkListView(ObjectListView):
     filterset_class = filtersets.NetworkFilterSet
     table_class = tables.NetworkTable
     filter_fields = ("datacenter", "vm_network", "cluster")
+    filter_selects = {"cluster": Cluster.objects.select_related("datacenter").all}
 
 
 class NetworkView(ObjectView):

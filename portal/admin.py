@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
+from portal.auth import ThrottledAdminAuthenticationForm
 from portal.errors import RuleViolationError, violations_to_validation_error
+from portal.models import AuditEntry
+
+admin.site.login_form = ThrottledAdminAuthenticationForm  # throttled logins (portal/auth.py)
+
+
+class AuditHistoryMixin:
+    """The change page's "History" button shows the object's audit entries (who, when,
+    from where, before and after) instead of the admin's own log."""
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, admin.utils.unquote(object_id))
+        if obj is None or not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        content_type = ContentType.objects.get_for_model(self.model)
+        query = urlencode({"content_type__id__exact": content_type.pk, "object_id": obj.pk})
+        return HttpResponseRedirect(
+            f"{reverse('admin:portal_auditentry_changelist')}?{query}")
 
 
 class PortalAdminForm(forms.ModelForm):
@@ -34,7 +58,7 @@ class PortalAdminForm(forms.ModelForm):
                 self._update_errors(violations_to_validation_error(violations))
 
 
-class PortalModelAdmin(admin.ModelAdmin):
+class PortalModelAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """A ModelAdmin whose saves and deletes go through the app's services.
 
     ``check_service(obj, form)`` returns the violations of rules that span rows;
@@ -96,3 +120,37 @@ class ReadOnlyInline(admin.TabularInline):
         # Shown, never edited: the form must not hold the fields, since some are not
         # editable (e.g. via_label) and a form cannot be built with them.
         return [*super().get_readonly_fields(request, obj), *(self.fields or ())]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The global audit log; filtered to one object from that object's "History" button."""
+
+    list_display = ["timestamp", "username", "source", "action", "content_type",
+                    "object_link", "job"]
+    list_filter = ["source", "action", "content_type", "timestamp"]
+    search_fields = ["object_repr", "username"]
+    list_select_related = ["content_type", "job"]
+    date_hierarchy = "timestamp"
+    fields = ["timestamp", "user", "username", "source", "action", "content_type",
+              "object_id", "object_repr", "job", "before", "after"]
+    readonly_fields = fields
+
+    @admin.display(description="object")
+    def object_link(self, entry):
+        query = urlencode({"content_type__id__exact": entry.content_type_id,
+                           "object_id": entry.object_id})
+        return format_html('<a href="?{}">{}</a>', query, entry.object_repr)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in {"object_id", "job__id__exact", "user__id__exact"} or \
+            super().lookup_allowed(lookup, value, request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

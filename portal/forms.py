@@ -22,11 +22,13 @@ def bootstrap(form: forms.BaseForm) -> None:
             css = "form-select"
         else:
             css = "form-control"
-        if form.is_bound and name in form.errors:
+        # ``_errors`` rather than ``errors``: reading ``errors`` would validate the form
+        # (from __init__, before subclasses finished setting up their fields).
+        if form._errors and name in form._errors:
             css += " is-invalid"
         widget.attrs["class"] = css
         if isinstance(widget, forms.Textarea):
-            widget.attrs.setdefault("rows", 3)
+            widget.attrs["rows"] = 3  # descriptions are short; Django's 10 rows push the form down
 
 
 class PortalForm(forms.Form):

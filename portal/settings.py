@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.audit.AuditMiddleware",  # who and which entry point, for the audit log
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -145,6 +146,27 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Logins are throttled per user name and client address (portal/auth.py): the admin's, the
+# operator pages' and any other that goes through django.contrib.auth.authenticate().
+AUTHENTICATION_BACKENDS = ["portal.auth.ThrottledModelBackend"]
+NETPORTAL_LOGIN_FAILURES = _env_int("NETPORTAL_LOGIN_FAILURES", 5, minimum=1)
+NETPORTAL_LOGIN_WINDOW = _env_int("NETPORTAL_LOGIN_WINDOW", 60, minimum=1)  # seconds
+
+
+def _caches() -> dict:
+    """The login throttle's counters live in the cache: per process by default; set
+    NETPORTAL_CACHE_URL=redis://... when several web processes serve the portal."""
+    url = os.environ.get("NETPORTAL_CACHE_URL", "").strip()
+    if not url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if not url.startswith(("redis://", "rediss://")):
+        raise ImproperlyConfigured("NETPORTAL_CACHE_URL must start with redis:// or rediss://")
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                        "LOCATION": url}}
+
+
+CACHES = _caches()
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -168,6 +190,31 @@ WHITENOISE_USE_FINDERS = True  # serve vendored assets without a collectstatic s
 LOGIN_URL = "login"  # the operator pages' login (portal/urls.py)
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Web security ---------------------------------------------------------------------
+# Always: no framing, no MIME sniffing, no referrer to other sites, HttpOnly session cookie.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Served over HTTPS (NETPORTAL_TLS=1, DEBUG off): cookies only over TLS, HTTP redirected,
+# HSTS. Off by default, because the embedded default serves plain http://127.0.0.1:8000,
+# where secure cookies would never come back and a redirect would lead nowhere.
+NETPORTAL_TLS = _env_bool("NETPORTAL_TLS") and not DEBUG
+if NETPORTAL_TLS:
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = _env_int("NETPORTAL_HSTS_SECONDS", 31536000, minimum=1)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("NETPORTAL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("NETPORTAL_HSTS_PRELOAD", True)
+    # Behind a reverse proxy that terminates TLS and sets X-Forwarded-Proto (and strips it
+    # from clients): without this the redirect would loop.
+    if _env_bool("NETPORTAL_BEHIND_PROXY"):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -263,6 +310,9 @@ LOGGING = {
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
 
+# Seconds a job runner's lease lasts without renewal (a lost runner is noticed after this).
+NETPORTAL_JOB_LEASE = _env_int("NETPORTAL_JOB_LEASE", 30, minimum=3)
+CELERY_BEAT_SCHEDULE["requeue-jobs"] = {"task": "hosts.requeue_jobs", "schedule": 15.0}
 if NETPORTAL_REFRESH_INTERVAL:
     CELERY_BEAT_SCHEDULE["refresh-hosts"] = {
         "task": "hosts.refresh_hosts", "schedule": float(NETPORTAL_REFRESH_INTERVAL)}

@@ -79,6 +79,8 @@ class ObjectListView(PortalPermissionMixin, View):
     filterset_class = None
     table_class = None
     filter_fields: tuple[str, ...] = ()
+    # Filters given by pk (``cluster=3``) shown as a select: field -> queryset callable.
+    filter_selects: dict = {}
     template_name = "generic/object_list.html"
     per_page = 50
 
@@ -106,10 +108,7 @@ class ObjectListView(PortalPermissionMixin, View):
         per_page = per_page if per_page in PER_PAGE_CHOICES else self.per_page
         page = Paginator(queryset, per_page).get_page(request.GET.get("page"))
         fields = ["q", *self.filter_fields]
-        filter_form = filterset.form
-        from portal.forms import bootstrap
-
-        bootstrap(filter_form)
+        filter_form = self.polish_filter_form(filterset.form)
         query = request.GET.copy()
         for key in ("page", "sort"):
             query.pop(key, None)
@@ -125,6 +124,30 @@ class ObjectListView(PortalPermissionMixin, View):
             "add_url": _maybe_reverse(url_name(self.model, "add")),
             "can_add": request.user.has_perm(f"{meta.app_label}.add_{meta.model_name}"),
         })
+
+
+    def polish_filter_form(self, form):
+        """The filterset's form as operators read it: pk filters as selects of names,
+        yes/no filters with "Any", "Data center" in two words; Bootstrap classes."""
+        from django import forms
+
+        from portal.forms import bootstrap
+
+        for name, field in form.fields.items():
+            if name in self.filter_selects:
+                objects = self.filter_selects[name]()
+                field.widget = forms.Select(choices=[("", "Any")] + [
+                    (str(o.pk), str(o)) for o in objects])
+            elif isinstance(field.widget, forms.NullBooleanSelect):
+                field.widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
+            elif isinstance(field.widget, forms.Select) and field.widget.choices:
+                choices = list(field.widget.choices)
+                if choices and choices[0][0] == "":
+                    field.widget.choices = [("", "Any"), *choices[1:]]
+            if (field.label or name).lower() == "datacenter":
+                field.label = "Data center"
+        bootstrap(form)
+        return form
 
 
 def _maybe_reverse(name: str, args=()) -> str | None:

@@ -15,7 +15,7 @@ from hosts import filtersets, services, ssh, state
 from hosts.api import serializers
 from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, NetworkAttachment, Vnic
 from portal.api.exceptions import validation_response
-from portal.api.permissions import ChangePermission
+from portal.api.permissions import ChangePermission, HostSetupPermission
 from portal.api.views import PortalModelViewSet
 
 
@@ -129,7 +129,7 @@ class AttachmentViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = filtersets.NetworkAttachmentFilterSet
 
     @extend_schema(request=None, responses={202: serializers.JobSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[ChangePermission])
+    @action(detail=True, methods=["post"], permission_classes=[HostSetupPermission])
     def sync(self, request, pk=None):
         """Push the portal's view of this attachment (the host's whole desired state)."""
         attachment = self.get_object()

@@ -15,7 +15,7 @@ from networks.models import (
     Network,
     VnicProfile,
 )
-from portal.api.permissions import ChangePermission
+from portal.api.permissions import HostSetupPermission
 from portal.api.views import PortalModelViewSet
 
 
@@ -38,7 +38,7 @@ class ClusterViewSet(PortalModelViewSet):
 
     @extend_schema(request=None, responses={202: OpenApiResponse(
         description="The sync job (see /api/jobs/)")})
-    @action(detail=True, methods=["post"], permission_classes=[ChangePermission])
+    @action(detail=True, methods=["post"], permission_classes=[HostSetupPermission])
     def sync(self, request, pk=None):
         """Push the portal's view to every host of the cluster ("sync cluster")."""
         from hosts import services as host_services

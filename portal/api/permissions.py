@@ -21,3 +21,18 @@ class ChangePermission(ModelPermissions):
     key) need the object's change permission, whatever their HTTP method."""
 
     perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
+
+
+class HostSetupPermission(ModelPermissions):
+    """Actions that push the portal's view to hosts from another object (sync a cluster,
+    sync one attachment) need ``hosts.change_host``, the permission of host setup, rather
+    than the change permission of the object they start from (changing a cluster's name is
+    not the same right as syncing its hosts)."""
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return super().has_permission(request, view)
+        return user.has_perm("hosts.change_host")

@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from hosts.api import views as host_views
 from networks.api import views as network_views
+from portal.api.audit import AuditEntryViewSet
 
 router = DefaultRouter()
 router.register("datacenters", network_views.DataCenterViewSet)
@@ -18,6 +19,7 @@ router.register("attachments", host_views.AttachmentViewSet)
 router.register("vms", host_views.VMViewSet)
 router.register("vnics", host_views.VnicViewSet)
 router.register("jobs", host_views.JobViewSet)
+router.register("audit", AuditEntryViewSet)
 
 app_name = "api"
 urlpatterns = [

@@ -20,6 +20,7 @@ from hosts.models import VM, Bond, Host, HostNic, Job, NetworkAttachment, Vnic
 from networks import services
 from networks.choices import BootProtocol
 from networks.models import Cluster, ClusterNetwork, DataCenter, Network, VnicProfile
+from portal.models import AuditEntry
 from tests.factories import make_job
 
 
@@ -194,6 +195,28 @@ ENDPOINTS = [
                           lambda o: o.hosts.filter(host__name="h2").exists())},
     ),
 ]
+
+
+def _make_audit_entry(w, i):
+    from django.contrib.contenttypes.models import ContentType
+
+    return AuditEntry.objects.create(
+        source="ui", action="update", content_type=ContentType.objects.get_for_model(VM),
+        object_id=w.vm2.pk, object_repr=str(w.vm2), before={"status": "down"},
+        after={"status": "up"})
+
+
+ENDPOINTS.append(Endpoint(  # the audit log (portal/audit.py); its entries come from changes
+    "audit", AuditEntry, make=_make_audit_entry, read_only=True,
+    filters={"object_type": (lambda w: "hosts.vm", lambda o: o.content_type.model == "vm"),
+             "object_id": (lambda w: w.vm2.pk, lambda o: o.object_id == w_vm2_pk(o))},
+))
+
+
+def w_vm2_pk(_entry):
+    return VM.objects.get(name="vm2").pk
+
+
 WRITABLE = [e for e in ENDPOINTS if not e.read_only]
 READ_ONLY = [e for e in ENDPOINTS if e.read_only]
 

@@ -36,9 +36,10 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(django_db_setup, django_db_blocker):
-    """One real worker for the session, consuming from a purged Redis queue."""
+    """A real worker for the module, consuming from a purged Redis queue. Module-scoped, so
+    modules that run worker processes of their own have the queue to themselves."""
     from celery.contrib.testing.worker import start_worker
 
     from portal.celery import app

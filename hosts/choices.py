@@ -37,6 +37,7 @@ class JobKind(models.TextChoices):
     SYNC = "sync", "Sync networks"
     REFRESH = "refresh", "Refresh capabilities"
     NETWORK_CHANGE = "network_change", "Push network change"
+    PREVIEW = "preview", "Preview changes"
 
 
 class JobStatus(models.TextChoices):

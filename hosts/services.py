@@ -214,6 +214,37 @@ def setup_networks_many(requests, *, options: ApplyOptions | None = None, user=N
         return ManySetupOutcome({}, job=job)
 
 
+def preview_setup(host: Host, request: rules.SetupRequest, *,
+                  options: ApplyOptions | None = None, user=None) -> SetupOutcome:
+    """Validate a request and queue a preview job: a worker asks the host's agent for the
+    exact commands the change would run (a dry run against the host's real kernel state),
+    without storing or applying anything."""
+    options = options or ApplyOptions()
+    outcome = setup_networks(host, request, options=options, dry_run=True)
+    if not outcome.ok:
+        return outcome
+    with transaction.atomic():
+        job = queue_job(JobKind.PREVIEW, [host], user=user,
+                        request={"host": host.pk, **request_as_dict(request),
+                                 **options.as_dict()},
+                        description=f"Preview the setup of {host.name}")
+    return SetupOutcome([], job=job, result=outcome.result)
+
+
+def compile_would_be_state(host: Host, request: rules.SetupRequest, **compile_options) -> dict:
+    """The desired-state document the host would get after ``request``, computed by
+    writing the request in a transaction that is always rolled back."""
+    from hosts import state
+
+    with transaction.atomic():
+        outcome = setup_networks(host, request, push=False)
+        if not outcome.ok:
+            raise RuleViolationError(outcome.violations)
+        document = state.compile_state(Host.objects.get(pk=host.pk), **compile_options)
+        transaction.set_rollback(True)
+    return document
+
+
 def request_as_dict(request: rules.SetupRequest) -> dict:
     """The request as JSON data, for the job row (what was asked, for the audit)."""
 

@@ -46,6 +46,7 @@ from hosts.models import Host, HostNic, Job, JobHost, JobLog, NetworkAttachment
 from networks import constants as c
 from networks.choices import BootProtocol
 from portal import crypto
+from portal.errors import RuleViolationError
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,20 @@ def run_add(run: HostRun, pkey) -> None:
     run.emit("committed", document=document, answer=answer)
 
 
+def run_preview(run: HostRun, pkey) -> None:
+    """Ask the agent what a setup request would change (its dry run: the exact commands),
+    against the host's real kernel state; nothing is applied or stored."""
+    _require_approved(run)
+    with _connect(run, pkey) as conn:
+        document = run.ask("compile_preview")
+        try:
+            answer = conn.agent("apply", {**document, "dry_run": True})
+        except ssh.AgentError as exc:
+            raise StepFailed(f"The agent refused the previewed state: {exc.code}: {exc}"
+                             ) from None
+    run.emit("previewed", document=document, answer=answer)
+
+
 def run_refresh(run: HostRun, pkey) -> None:
     """Read the host's state and store it (sync state, status)."""
     _require_approved(run)
@@ -291,6 +306,7 @@ RUNNERS: dict[str, Callable] = {
     JobKind.SYNC: run_apply,
     JobKind.NETWORK_CHANGE: run_apply,
     JobKind.REFRESH: run_refresh,
+    JobKind.PREVIEW: run_preview,
 }
 
 
@@ -467,6 +483,24 @@ class JobRunner:
             check_connectivity=options.get("check_connectivity", True),
             rollback_timeout=options.get("connectivity_timeout")
             or settings.NETPORTAL_CONNECTIVITY_TIMEOUT)
+
+    def on_compile_preview(self, run: HostRun) -> dict:
+        host = Host.objects.select_related("cluster").get(pk=run.host.pk)
+        request, _options = services.setup_request_from_data(self.job.request or {})
+        try:
+            return services.compile_would_be_state(host, request, transaction="preview",
+                                                   check_connectivity=False)
+        except RuleViolationError as exc:
+            raise StepFailed(f"The request no longer fits the host: {exc}") from None
+
+    def on_previewed(self, run: HostRun, document: dict, answer: dict) -> None:
+        entry = self._entry(run)
+        entry.plan = {"document": document, "commands": answer.get("commands") or [],
+                      "changes": answer.get("changes", 0)}
+        entry.save(update_fields=["plan"])
+        self._finish(entry, JobHostStatus.COMMITTED,
+                     result={"status": answer.get("status"), "changes": answer.get("changes")})
+        self.on_log(run, f"Preview: {answer.get('changes', 0)} changes")
 
     def on_report(self, run: HostRun, report: dict) -> None:
         store_report(Host.objects.select_related("cluster").get(pk=run.host.pk), report)

@@ -115,22 +115,9 @@ MODE_ONLY_OPTIONS = {
     "packets_per_slave": ("balance-rr",), "tlb_dynamic_lb": ("balance-tlb",),
     "lp_interval": ("balance-tlb", "balance-alb"),
 }
-# What a snapshot keeps of a bond's options: safe to give back to `ip link add ... type bond`
-# (with `snapshot_bond_options`' filter).  Every option the agent sets is kept, or a rollback
-# would quietly lose it; ARP monitoring is left out (the kernel refuses its options in
-# 802.3ad/tlb/alb even at their defaults, and the agent sets no ARP targets).
-SNAPSHOT_BOND_OPTIONS = ("miimon", "updelay", "downdelay", "peer_notify_delay", "use_carrier",
-                         "min_links", "all_slaves_active", "resend_igmp", "packets_per_slave",
-                         "lp_interval", "num_grat_arp", "tlb_dynamic_lb", "xmit_hash_policy",
-                         "lacp_rate", "ad_select", "fail_over_mac", "primary_reselect",
-                         "arp_all_targets")
-# Options the kernel changes only on a bond that is down (ad_select, lacp_rate,
-# tlb_dynamic_lb) or has no slaves (fail_over_mac): a change re-creates the bond, as a mode
-# change does (measured on Debian's 6.1 kernel: "unable to set option because the bond is
-# up" / "... has slaves").
-BOND_RECREATE_OPTIONS = ("ad_select", "lacp_rate", "tlb_dynamic_lb", "fail_over_mac")
-# The kernel refuses these (EPERM) while miimon is 0, even as 0; it reports them as 0 then.
-MIIMON_DELAYS = ("updelay", "downdelay", "peer_notify_delay")
+# What a snapshot keeps of a bond's options: safe to give back to `ip link add ... type bond`.
+SNAPSHOT_BOND_OPTIONS = ("miimon", "updelay", "downdelay", "xmit_hash_policy", "lacp_rate",
+                         "ad_select", "min_links", "all_slaves_active")
 
 DOC_KEYS = {"version", "transaction", "interfaces", "routes", "dns", "check_connectivity",
             "rollback_timeout", "dry_run"}
@@ -927,10 +914,6 @@ def build_plan(doc, kernel, managed, deletable=None):
             continue
         if current["type"] != item["type"] \
                 or (item["type"] == "bond" and current["mode"] != item["mode"]) \
-                or (item["type"] == "bond" and any(
-                    current["options"].get(option) != value
-                    for option, value in item["options"].items()
-                    if option in BOND_RECREATE_OPTIONS)) \
                 or (item["type"] == "vlan" and (current["vlan"], current["base"])
                     != (item["vlan"], item["base"])):
             recreate.add(name)
@@ -1156,16 +1139,6 @@ def touched_names(doc, kernel, managed):
         names = grown
 
 
-def snapshot_bond_options(current):
-    """The bond options a rollback gives back to `ip link add`: those the kernel accepts at
-    creation in the bond's mode."""
-    options = current["options"]
-    return {k: v for k, v in options.items()
-            if k in SNAPSHOT_BOND_OPTIONS
-            and current["mode"] in MODE_ONLY_OPTIONS.get(k, (current["mode"],))
-            and not (k in MIIMON_DELAYS and options.get("miimon") == "0")}
-
-
 def take_snapshot(doc, kernel, managed):
     """Enough of the touched devices to rebuild them: a document of the current state."""
     links = kernel["links"]
@@ -1179,7 +1152,9 @@ def take_snapshot(doc, kernel, managed):
                         "mtu": current["mtu"], "up": current["up"],
                         "master": current["master"], "ports": current["ports"],
                         "stp": current["stp"], "mode": current["mode"],
-                        "options": snapshot_bond_options(current),
+                        "options": {k: v for k, v in current["options"].items()
+                                    if k in SNAPSHOT_BOND_OPTIONS and current["mode"]
+                                    in MODE_ONLY_OPTIONS.get(k, (current["mode"],))},
                         "vlan": current["vlan"],
                         "base": current["base"],
                         "ipv4": [a["address"] for a in current["ipv4"]],

@@ -217,3 +217,58 @@ def test_setup_request_breaking_rules_never_reaches_the_host(lab, cluster):
     assert outcome.job is None
     assert lab.exec(lab.hosts[0], ["ip", "-json", "link"]).stdout == before
     assert rules.CODES["management_network_removed"]
+
+
+def test_preview_shows_the_exact_commands_and_changes_nothing(lab, cluster):
+    host = add_host(lab, 1, cluster)
+    vm_net = network_services.create_network(Network(datacenter=cluster.datacenter,
+                                                     name="lab_vm"))
+    network_services.attach_network(cluster, vm_net, required=False)
+    request, options = host_services.setup_request_from_data(
+        {"attachments": [{"network": "lab_vm", "interface": "eth1"}]})
+    outcome = host_services.preview_setup(host, request, options=options)
+    assert outcome.ok
+    job = wait_job(outcome.job)
+    entry = job.hosts.get()
+    assert entry.status == JobHostStatus.COMMITTED, entry.error
+    commands = entry.plan["commands"]
+    assert any("lab_vm" in line and "bridge" in line for line in commands), commands
+    assert any("eth1" in line and "master lab_vm" in line for line in commands), commands
+    assert link(lab, 1, "lab_vm") is None  # nothing applied
+    assert not NetworkAttachment.objects.filter(host=host, network=vm_net).exists()
+
+
+def test_unknown_host_key_waits_for_approval_then_host_comes_up(lab, cluster):
+    lab.authorize(ssh.public_key_line())
+    lab_host = lab.hosts[2]
+    host = host_services.create_host(Host(name=lab_host.name, address=lab_host.address,
+                                          cluster=cluster))
+    job = wait_job(Job.objects.filter(hosts__host=host).latest("pk"))
+    entry = job.hosts.get()
+    assert entry.status == JobHostStatus.FAILED and "approval" in entry.error
+    host.refresh_from_db()
+    assert host.host_key_state == HostKeyState.PENDING
+    assert host.host_key_fingerprint == lab_host.fingerprint
+    assert host.status == HostStatus.INSTALLING
+    assert not host.nics.exists()  # nothing ran on the host
+
+    wait_job(host_services.approve_host_key(host, lab_host.fingerprint))
+    host.refresh_from_db()
+    assert host.host_key_state == HostKeyState.APPROVED
+    assert host.status == HostStatus.UP, host.status_reason
+
+
+def test_lab_demo_command_registers_real_hosts(cluster):
+    from django.core.management import call_command
+
+    call_command("lab", "up", "2", "--nics", "1")
+    try:
+        hosts = list(Host.objects.filter(cluster__name="lab"))
+        assert len(hosts) == 2
+        for job in Job.objects.filter(hosts__host__in=hosts).distinct():
+            wait_job(job)
+        assert {h.status for h in Host.objects.filter(pk__in=[h.pk for h in hosts])} == {
+            HostStatus.UP}
+    finally:
+        call_command("lab", "down")
+    assert not Host.objects.filter(cluster__name="lab").exists()

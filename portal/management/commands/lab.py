@@ -55,8 +55,12 @@ class Command(BaseCommand):
                           "Remove it with: manage.py lab down")
 
     def down(self) -> None:
+        """Remove the demo labs this portal registered (their hosts are named after them),
+        never a lab someone else started."""
+        names = list(Host.objects.values_list("name", flat=True))
         for data in lab_module.registered_labs():
-            if not data.get("detached"):
+            if not data.get("detached") or not any(
+                    n.startswith(f"{data['prefix']}-") for n in names):
                 continue
             lab_module.Lab.from_registry(data).down()
             deleted = Host.objects.filter(name__startswith=f"{data['prefix']}-")

@@ -200,7 +200,7 @@ class Ansible:
     """ansible-core from PyPI in its own venv; every file of a run in its own folder."""
 
     def __init__(self, workdir: str, lab, key: str):
-        self.dir = os.path.join(workdir, "ansible")
+        self.dir = os.path.join(workdir, f"ansible-{lab.prefix}")
         os.makedirs(self.dir, exist_ok=True)
         self.lab, self.key = lab, key
         self.playbook = os.path.join(self.dir, "playbook.yml")

@@ -1,15 +1,13 @@
 """Filters of the hosts app, shared by the list pages and the API."""
 
-import django_filters
-
 from hosts.models import VM, Bond, Host, HostNic, Job, NetworkAttachment, Vnic
 from networks.filtersets import SearchFilterSet
+from portal.filters import IdFilter
 
 
 class HostFilterSet(SearchFilterSet):
     search_fields = ("name", "address")
-    datacenter = django_filters.NumberFilter(field_name="cluster__datacenter",
-                                             label="Data center")
+    datacenter = IdFilter(field_name="cluster__datacenter", label="Data center")
 
     class Meta:
         model = Host
@@ -62,7 +60,7 @@ class VnicFilterSet(SearchFilterSet):
 
 class JobFilterSet(SearchFilterSet):
     search_fields = ("description",)
-    host = django_filters.NumberFilter(field_name="hosts__host", label="Host", distinct=True)
+    host = IdFilter(field_name="hosts__host", label="Host", distinct=True)
 
     class Meta:
         model = Job

@@ -223,12 +223,18 @@ def preview_setup(host: Host, request: rules.SetupRequest, *,
     outcome = setup_networks(host, request, options=options, dry_run=True)
     if not outcome.ok:
         return outcome
+    return SetupOutcome([], job=queue_preview(host, request, options, user=user),
+                        result=outcome.result)
+
+
+def queue_preview(host: Host, request: rules.SetupRequest, options: ApplyOptions, *,
+                  user=None) -> Job:
+    """The job that asks the host's agent for the exact commands of ``request``."""
     with transaction.atomic():
-        job = queue_job(JobKind.PREVIEW, [host], user=user,
-                        request={"host": host.pk, **request_as_dict(request),
-                                 **options.as_dict()},
-                        description=f"Preview the setup of {host.name}")
-    return SetupOutcome([], job=job, result=outcome.result)
+        return queue_job(JobKind.PREVIEW, [host], user=user,
+                         request={"host": host.pk, **request_as_dict(request),
+                                  **options.as_dict()},
+                         description=f"Preview the setup of {host.name}")
 
 
 def compile_would_be_state(host: Host, request: rules.SetupRequest, **compile_options) -> dict:
@@ -675,20 +681,13 @@ def setup_request_from_data(data: dict) -> tuple[rules.SetupRequest, ApplyOption
 # Added for the web UI. Composes the services above; changes none of them.
 
 
-def refresh_host(host: Host, *, user=None) -> Job:
-    """Read one host's state now (the host page's Refresh button)."""
-    with transaction.atomic():
-        return queue_job(JobKind.REFRESH, [host], user=user,
-                         description=f"Refresh {host.name}")
-
-
 @dataclass
 class SetupPreview:
     """What a setup-networks request would do to one host, computed without keeping it.
 
     ``before`` and ``after`` are the desired-state documents (hosts/state.py); ``result``
-    the host as the rules see it afterwards; ``commands`` the agent's exact commands when
-    a command preview is available (``preview_commands``), else None.
+    the host as the rules see it afterwards; ``commands_job`` the preview job whose entry
+    receives the agent's exact commands (None when the host cannot be reached yet).
     """
 
     violations: list[rules.Violation]
@@ -696,7 +695,7 @@ class SetupPreview:
     after: dict | None = None
     host_before: rules.HostData | None = None
     result: rules.HostData | None = None
-    commands: list[str] | None = None
+    commands_job: Job | None = None
 
     @property
     def ok(self) -> bool:
@@ -704,7 +703,7 @@ class SetupPreview:
 
 
 def preview_setup_networks(host: Host, request: rules.SetupRequest, *,
-                           options: ApplyOptions | None = None) -> SetupPreview:
+                           options: ApplyOptions | None = None, user=None) -> SetupPreview:
     """Validate ``request`` (every violation at once) and, when valid, compile the host's
     desired state before and after it: the setup is stored inside a transaction that is
     then rolled back, so the document is exactly what Apply would push."""
@@ -728,8 +727,9 @@ def preview_setup_networks(host: Host, request: rules.SetupRequest, *,
         transaction.set_rollback(True)
     if not stored.ok:  # the host changed between the two checks
         return SetupPreview(stored.violations)
-    commands = None
-    preview = globals().get("preview_commands")  # wired by the agent's dry run (SSH)
-    if preview is not None:
-        commands = preview(host, after)
-    return SetupPreview([], before, after, host_before, stored.result, commands)
+    from hosts.choices import HostKeyState
+
+    commands_job = None
+    if host.host_key_state == HostKeyState.APPROVED and host.status != HostStatus.INSTALLING:
+        commands_job = queue_preview(host, request, options, user=user)
+    return SetupPreview([], before, after, host_before, stored.result, commands_job)

@@ -36,6 +36,8 @@ AGENT_DIGEST = hashlib.sha256(AGENT_SOURCE).hexdigest()
 # makes an upgrade a new file, so a host never runs a half-written agent.
 AGENT_REMOTE_DIR = ".netportal"
 AGENT_REMOTE_NAME = f"agent-{AGENT_DIGEST[:16]}.py"
+AGENT_MODULE = AGENT_REMOTE_NAME[:-3]
+AGENT_MISSING = 97  # exit status of the agent command line when this version is absent
 
 CONNECT_TIMEOUT = 10
 BANNER_TIMEOUT = 10
@@ -192,7 +194,11 @@ class Connection:
             ) -> tuple[int, bytes, bytes]:
         """Run a command (an argument list, quoted for the remote shell); read both streams
         fully, then the exit status."""
-        command = " ".join(_quote(a) for a in argv)
+        return self.run_line(" ".join(_quote(a) for a in argv), stdin, timeout)
+
+    def run_line(self, command: str, stdin: bytes = b"", timeout: int = COMMAND_TIMEOUT
+                 ) -> tuple[int, bytes, bytes]:
+        """Run a command line (already quoted for the remote shell), as `run` does."""
         try:
             channel = self.client.get_transport().open_session(timeout=timeout)
             channel.settimeout(timeout)
@@ -239,20 +245,23 @@ class Connection:
             sftp.close()
 
     def agent(self, command: str, payload: dict | None = None,
-              timeout: int = COMMAND_TIMEOUT) -> dict:
+              timeout: int = COMMAND_TIMEOUT, flags: tuple[str, ...] = ()) -> dict:
         """Run one agent command with ``payload`` as JSON on stdin; its JSON answer.
 
-        The agent is run first and uploaded only when the host lacks this version (Python
-        could not open the file, so nothing ran): one SSH channel per command instead of an
-        SFTP session and a channel (measured: a fifth of a host's fan-out time).
+        The agent is run first and uploaded only when the host lacks this version (the
+        command then exits with AGENT_MISSING before Python starts, so nothing ran): one SSH
+        channel per command instead of an SFTP session and a channel. It runs as a module
+        (``python3 -m``) so Python keeps its compiled bytecode on the host instead of
+        compiling 1,500 lines for every command (measured: about 10 ms of host CPU each).
         """
-        path = f"{AGENT_REMOTE_DIR}/{AGENT_REMOTE_NAME}"
         stdin = json.dumps(payload or {}).encode()
-        status, out, err = self.run(["python3", path, command], stdin=stdin, timeout=timeout)
-        if status == 2 and not out.strip() and b"can't open file" in err:
-            path = self.ensure_agent()
-            status, out, err = self.run(["python3", path, command], stdin=stdin,
-                                        timeout=timeout)
+        line = (f"cd {AGENT_REMOTE_DIR} 2>/dev/null && test -f {AGENT_REMOTE_NAME} "
+                f"|| {{ cat >/dev/null; exit {AGENT_MISSING}; }}; exec python3 -m {AGENT_MODULE} "
+                + " ".join(_quote(a) for a in (command, *flags)))
+        status, out, err = self.run_line(line, stdin=stdin, timeout=timeout)
+        if status == AGENT_MISSING and not out:
+            self.ensure_agent()
+            status, out, err = self.run_line(line, stdin=stdin, timeout=timeout)
         try:
             answer = json.loads(out.decode() or "null")
         except ValueError:

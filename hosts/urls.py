@@ -26,4 +26,6 @@ urlpatterns = [
     path("jobs/", views.JobListView.as_view(), name="job_list"),
     path("jobs/<int:pk>/", views.JobView.as_view(), name="job"),
     path("jobs/<int:pk>/progress/", views.JobProgressView.as_view(), name="job_progress"),
+    path("jobs/<int:pk>/commands/", views.PreviewCommandsView.as_view(),
+         name="preview_commands"),
 ]

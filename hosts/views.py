@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.views import View
 
 from hosts import filtersets, forms, presenters, services, state, tables
-from hosts.choices import JOB_FINAL_STATUSES, HostKeyState
+from hosts.choices import JOB_FINAL_STATUSES, HostKeyState, JobKind
 from hosts.models import VM, Host, HostNic, Job, JobHost, JobLog, Vnic
 from networks.models import DataCenter
 from portal.errors import RuleViolationError
@@ -112,7 +112,7 @@ class HostSyncView(HostActionView):
 
 class HostRefreshView(HostActionView):
     def run(self, host, request):
-        return services.refresh_host(host, user=request.user)
+        return services.refresh_hosts([host], user=request.user)
 
 
 class HostApproveKeyView(HostActionView):
@@ -204,7 +204,8 @@ class HostSetupPreviewView(HostSetupNetworksView):
         if error:
             return error
         setup, options = parsed
-        preview = services.preview_setup_networks(host, setup, options=options)
+        preview = services.preview_setup_networks(host, setup, options=options,
+                                                  user=request.user)
         if not preview.ok:
             return JsonResponse({"ok": False,
                                  "violations": _violations_json(preview.violations)})
@@ -212,7 +213,7 @@ class HostSetupPreviewView(HostSetupNetworksView):
         html = render_to_string("hosts/setup_preview.html", {
             "host": host, "changes": presenters.describe_changes(preview.host_before,
                                                                  preview.result),
-            "interfaces": items, "diff": text, "commands": preview.commands,
+            "interfaces": items, "diff": text, "commands_job": preview.commands_job,
             "options": options,
         }, request=request)
         return JsonResponse({"ok": True, "violations": [], "html": html})
@@ -332,3 +333,14 @@ class JobProgressView(JobView):
     """The job's progress panel alone, polled by htmx every second while the job runs."""
 
     template_name = "hosts/job_progress.html"
+
+
+class PreviewCommandsView(JobView):
+    """The agent's exact commands of a preview job, polled by htmx until the job ends."""
+
+    queryset = Job.objects.filter(kind=JobKind.PREVIEW)
+    template_name = "hosts/inc/preview_commands.html"
+
+    def extra_context_for(self, obj):
+        return {"job": obj, "entry": obj.hosts.first(),
+                "running": obj.status not in JOB_FINAL_STATUSES}

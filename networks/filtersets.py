@@ -3,6 +3,7 @@
 import django_filters
 
 from networks.models import Cluster, ClusterNetwork, DataCenter, Network, VnicProfile
+from portal.filters import IdFilter
 
 
 class SearchFilterSet(django_filters.FilterSet):
@@ -38,8 +39,7 @@ class ClusterFilterSet(SearchFilterSet):
 
 class NetworkFilterSet(SearchFilterSet):
     search_fields = ("name", "description", "label", "on_host_name")
-    cluster = django_filters.NumberFilter(field_name="cluster_networks__cluster",
-                                          label="Cluster")
+    cluster = IdFilter(field_name="cluster_networks__cluster", label="Cluster")
 
     class Meta:
         model = Network

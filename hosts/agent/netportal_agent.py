@@ -34,6 +34,8 @@ Commands and answers (all answers also carry "ok": true):
 * status   -> {pending: null or {transaction, deadline, started_at, timer_pid, timer_alive},
               committed (transaction id), committed_at, managed}
 * restore  -> like apply (the last committed document, no connectivity check)
+* apply --report -> the apply's answer plus "report": the `report` answer of the state the
+              apply left (its verification read), saving a second run of the agent
 
 Error codes: bad_request, invalid_state and not_managed (exit 2, with "problems": [...]),
 apply_failed (exit 3, with rolled_back, problems, commands), pending_transaction, busy,
@@ -115,9 +117,22 @@ MODE_ONLY_OPTIONS = {
     "packets_per_slave": ("balance-rr",), "tlb_dynamic_lb": ("balance-tlb",),
     "lp_interval": ("balance-tlb", "balance-alb"),
 }
-# What a snapshot keeps of a bond's options: safe to give back to `ip link add ... type bond`.
-SNAPSHOT_BOND_OPTIONS = ("miimon", "updelay", "downdelay", "xmit_hash_policy", "lacp_rate",
-                         "ad_select", "min_links", "all_slaves_active")
+# What a snapshot keeps of a bond's options: safe to give back to `ip link add ... type bond`
+# (with `snapshot_bond_options`' filter).  Every option the agent sets is kept, or a rollback
+# would quietly lose it; ARP monitoring is left out (the kernel refuses its options in
+# 802.3ad/tlb/alb even at their defaults, and the agent sets no ARP targets).
+SNAPSHOT_BOND_OPTIONS = ("miimon", "updelay", "downdelay", "peer_notify_delay", "use_carrier",
+                         "min_links", "all_slaves_active", "resend_igmp", "packets_per_slave",
+                         "lp_interval", "num_grat_arp", "tlb_dynamic_lb", "xmit_hash_policy",
+                         "lacp_rate", "ad_select", "fail_over_mac", "primary_reselect",
+                         "arp_all_targets")
+# Options the kernel changes only on a bond that is down (ad_select, lacp_rate,
+# tlb_dynamic_lb) or has no slaves (fail_over_mac): a change re-creates the bond, as a mode
+# change does (measured on Debian's 6.1 kernel: "unable to set option because the bond is
+# up" / "... has slaves").
+BOND_RECREATE_OPTIONS = ("ad_select", "lacp_rate", "tlb_dynamic_lb", "fail_over_mac")
+# The kernel refuses these (EPERM) while miimon is 0, even as 0; it reports them as 0 then.
+MIIMON_DELAYS = ("updelay", "downdelay", "peer_notify_delay")
 
 DOC_KEYS = {"version", "transaction", "interfaces", "routes", "dns", "check_connectivity",
             "rollback_timeout", "dry_run"}
@@ -340,12 +355,19 @@ def read_kernel():
             result[master]["ports"].append(item["name"])
     for item in result.values():
         item["ports"].sort()
-    return {
+    kernel = {
         "links": result,
         "default": default_route(ip_json("route", "show")),
         "default6": default_route(ip_json("-6", "route", "show")),
         "dns": read_dns(),
     }
+    LAST_READ[0] = kernel
+    return kernel
+
+
+# The latest kernel read: after an apply, the verification's read is the host's new state,
+# which `apply --report` answers without reading the kernel (or starting Python) again.
+LAST_READ = [None]
 
 
 def report_interface(item):
@@ -914,6 +936,10 @@ def build_plan(doc, kernel, managed, deletable=None):
             continue
         if current["type"] != item["type"] \
                 or (item["type"] == "bond" and current["mode"] != item["mode"]) \
+                or (item["type"] == "bond" and any(
+                    current["options"].get(option) != value
+                    for option, value in item["options"].items()
+                    if option in BOND_RECREATE_OPTIONS)) \
                 or (item["type"] == "vlan" and (current["vlan"], current["base"])
                     != (item["vlan"], item["base"])):
             recreate.add(name)
@@ -1139,6 +1165,16 @@ def touched_names(doc, kernel, managed):
         names = grown
 
 
+def snapshot_bond_options(current):
+    """The bond options a rollback gives back to `ip link add`: those the kernel accepts at
+    creation in the bond's mode."""
+    options = current["options"]
+    return {k: v for k, v in options.items()
+            if k in SNAPSHOT_BOND_OPTIONS
+            and current["mode"] in MODE_ONLY_OPTIONS.get(k, (current["mode"],))
+            and not (k in MIIMON_DELAYS and options.get("miimon") == "0")}
+
+
 def take_snapshot(doc, kernel, managed):
     """Enough of the touched devices to rebuild them: a document of the current state."""
     links = kernel["links"]
@@ -1152,9 +1188,7 @@ def take_snapshot(doc, kernel, managed):
                         "mtu": current["mtu"], "up": current["up"],
                         "master": current["master"], "ports": current["ports"],
                         "stp": current["stp"], "mode": current["mode"],
-                        "options": {k: v for k, v in current["options"].items()
-                                    if k in SNAPSHOT_BOND_OPTIONS and current["mode"]
-                                    in MODE_ONLY_OPTIONS.get(k, (current["mode"],))},
+                        "options": snapshot_bond_options(current),
                         "vlan": current["vlan"],
                         "base": current["base"],
                         "ipv4": [a["address"] for a in current["ipv4"]],
@@ -1505,7 +1539,11 @@ def cmd_restore(_payload):
 
 
 def cmd_report(_payload):
-    kernel = read_kernel()
+    return report_of(read_kernel())
+
+
+def report_of(kernel):
+    """The `report` answer for a kernel read."""
     interfaces = sorted(kernel["links"].values(), key=lambda i: i["ifindex"] or 0)
     return {"ok": True, "agent": AGENT_VERSION,
             "interfaces": [report_interface(i) for i in interfaces],
@@ -1540,7 +1578,7 @@ def main(argv):
             raise AgentError("bad_request",
                              f"usage: netportal_agent.py {{apply [--dry-run]|{names}}}",
                              exit_code=2)
-        if set(flags) - {"--dry-run"}:
+        if set(flags) - {"--dry-run", "--report"}:
             raise AgentError("bad_request", f"unknown flags {flags}", exit_code=2)
         text = sys.stdin.read() if not sys.stdin.isatty() else ""
         try:
@@ -1549,6 +1587,9 @@ def main(argv):
             raise AgentError("bad_request", f"input is not JSON: {exc}", exit_code=2) from exc
         if args[0] == "apply":
             answer = apply_document(payload, dry_run="--dry-run" in flags)
+            if "--report" in flags and LAST_READ[0] is not None:
+                # The state the apply left (its last kernel read), as `report` answers it.
+                answer["report"] = report_of(LAST_READ[0])
         else:
             answer = COMMANDS[args[0]](payload)
         code = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import django_filters
 from rest_framework import serializers, viewsets
 
+from portal.filters import IdFilter
 from portal.models import AuditAction, AuditEntry, AuditSource
 
 
@@ -26,16 +27,15 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 class AuditEntryFilterSet(django_filters.FilterSet):
     object_type = django_filters.CharFilter(
         method="filter_object_type", help_text="app_label.model, e.g. networks.network")
-    object_id = django_filters.NumberFilter()
+    object_id = IdFilter()
     source = django_filters.ChoiceFilter(choices=AuditSource.choices)
     action = django_filters.ChoiceFilter(choices=AuditAction.choices)
-    job = django_filters.NumberFilter(field_name="job_id")
-    user = django_filters.NumberFilter(field_name="user_id")
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    job = IdFilter(field_name="job_id")
+    user = IdFilter(field_name="user_id")
 
     class Meta:
         model = AuditEntry
-        fields = ["object_type", "object_id", "source", "action", "job", "user", "since"]
+        fields = ["object_type", "object_id", "source", "action", "job", "user"]
 
     def filter_object_type(self, queryset, name, value):
         app_label, _, model = value.strip().lower().partition(".")

@@ -575,6 +575,8 @@
       if (answer.ok) {
         previewed = JSON.stringify(request);
         $("preview-body").innerHTML = answer.html; // rendered (escaped) by Django
+        // The commands panel polls its preview job: let htmx see the new markup.
+        if (window.htmx) window.htmx.process($("preview-body"));
         $("preview").classList.remove("d-none");
         render();
         $("preview").focus();

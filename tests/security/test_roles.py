@@ -14,7 +14,7 @@ from django.test import Client
 
 from portal.roles import ADMIN, OPERATOR, ROLES, VIEWER, sync_roles
 
-A, O, V = ADMIN, OPERATOR, VIEWER
+A, OP, V = ADMIN, OPERATOR, VIEWER
 
 
 def perms_of(role) -> set[str]:
@@ -35,7 +35,7 @@ def test_migration_created_the_roles_with_exact_sets(db):
                                                                   "portal"])
         .values_list("content_type__app_label", "codename")}
     assert "authtoken.view_token" not in viewer and "auth.view_user" not in viewer
-    operator = perms_of(O)
+    operator = perms_of(OP)
     assert viewer <= operator
     assert operator - viewer == {
         "networks.add_network", "networks.change_network", "networks.delete_network",
@@ -47,10 +47,10 @@ def test_migration_created_the_roles_with_exact_sets(db):
 def test_sync_roles_repairs_and_is_idempotent(db):
     viewer = Group.objects.get(name=V)
     viewer.permissions.add(Permission.objects.get(codename="delete_host"))
-    Group.objects.get(name=O).delete()
+    Group.objects.get(name=OP).delete()
     call_command("sync_roles", verbosity=0)
     assert "hosts.delete_host" not in perms_of(V)
-    assert "hosts.change_host" in perms_of(O)
+    assert "hosts.change_host" in perms_of(OP)
     before = {role: perms_of(role) for role in ROLES}
     counts = sync_roles()
     call_command("sync_roles", verbosity=0)
@@ -63,9 +63,9 @@ def test_sync_roles_repairs_and_is_idempotent(db):
 
 def _api_operations():
     """(name, method, url(world), data(world), expected status per role)."""
-    ok = {A: None, O: None, V: 403}  # None: the success status of the row
-    admin_only = {A: None, O: 403, V: 403}
-    everyone = {A: None, O: None, V: None}
+    ok = {A: None, OP: None, V: 403}  # None: the success status of the row
+    admin_only = {A: None, OP: 403, V: 403}
+    everyone = {A: None, OP: None, V: None}
     return [
         ("list data centers", "get", lambda w: "/api/datacenters/", None, 200, everyone),
         ("create data center", "post", lambda w: "/api/datacenters/",
@@ -142,7 +142,7 @@ def test_api_without_any_role_reads_nothing(world, make_user, token_client):
 # --- The Django admin -------------------------------------------------------------------
 
 ADMIN_PAGES = [
-    # (model admin URL part, expected changelist / add status per role (A, O, V))
+    # (model admin URL part, expected changelist / add status per role (A, OP, V))
     ("networks/datacenter", (200, 200, 200), (200, 403, 403)),
     ("networks/cluster", (200, 200, 200), (200, 403, 403)),
     ("networks/network", (200, 200, 200), (200, 200, 403)),
@@ -180,7 +180,7 @@ def test_admin_change_page_is_read_only_for_viewer(world, role_user):
 # --- The operator pages (the UI's generic views check the model permissions) ------------
 
 UI_CASES = [
-    # (name, method, url(world), expected per role (A, O, V))
+    # (name, method, url(world), expected per role (A, OP, V))
     ("network list", "get", lambda w: "/networks/", (200, 200, 200)),
     ("add network page", "get", lambda w: "/networks/add/", (200, 200, 403)),
     ("add data center page", "get", lambda w: "/datacenters/add/", (200, 403, 403)),

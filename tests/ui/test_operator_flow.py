@@ -84,7 +84,10 @@ def _preview_and_apply(page, live_server, lab, queued, expected_change):
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     assert page.locator(".job-host[data-host='host-a']").is_visible()
     assert page.get_by_text("Setup networks of host-a").first.is_visible()
-    assert len(queued) == 1
+    from hosts.models import Job
+
+    # The preview asked the host's agent for the commands (one job), Apply queued the setup.
+    assert [Job.objects.get(pk=pk).kind for pk in queued] == ["preview", "setup_networks"]
 
 
 def test_setup_by_drag_and_drop(logged_in, live_server, lab, queued):

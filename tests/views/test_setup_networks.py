@@ -152,3 +152,27 @@ def test_job_progress_stops_polling_when_finished(inventory, admin_client):
     inventory.job.save()
     page = admin_client.get(url).content.decode()
     assert "hx-trigger" not in page and 'data-job-status="committed"' in page
+
+
+def test_preview_of_a_reachable_host_asks_its_agent_for_the_commands(inventory, admin_client,
+                                                                      urls):
+    from hosts.choices import HostKeyState, JobHostStatus, JobKind
+
+    host = inventory.host
+    host.host_key_state = HostKeyState.APPROVED
+    host.save()
+    request = {"attachments": [{"network": "storage", "interface": "eth2"}]}
+    answer = post_json(admin_client, urls["preview"], request).json()
+    assert answer["ok"] is True, answer
+    job = Job.objects.get(kind=JobKind.PREVIEW)
+    assert job.request["attachments"][0]["network"] == "storage"
+    assert reverse("hosts:preview_commands", args=[job.pk]) in answer["html"]
+    panel = admin_client.get(reverse("hosts:preview_commands", args=[job.pk]))
+    assert b"Asking the host" in panel.content and b"hx-get" in panel.content
+    entry = job.hosts.get()
+    entry.status, entry.plan = JobHostStatus.COMMITTED, {"commands": ["link add eth2.200"]}
+    entry.save()
+    job.status = "committed"
+    job.save()
+    panel = admin_client.get(reverse("hosts:preview_commands", args=[job.pk]))
+    assert b"link add eth2.200" in panel.content and b"hx-get" not in panel.content

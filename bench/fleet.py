@@ -79,8 +79,9 @@ def timed_portal(worker, action) -> dict:
     if os.environ.get("BENCH_DEBUG"):
         for job in jobs:
             entries = list(job.hosts.values_list("started", "finished"))
-            print(f"    job {job.pk}: queued after {(job.started - job.created).total_seconds():.3f}"
-                  f" s, ran {(job.finished - job.started).total_seconds():.3f} s; entries "
+            queued = (job.started - job.created).total_seconds()
+            ran = (job.finished - job.started).total_seconds()
+            print(f"    job {job.pk}: queued after {queued:.3f} s, ran {ran:.3f} s; entries "
                   f"start {min(e[0] for e in entries) - job.started} .. "
                   f"{max(e[0] for e in entries) - job.started}, finish "
                   f"{min(e[1] for e in entries) - job.started} .. "
@@ -135,10 +136,9 @@ def api_apply(client, hosts):
 
 
 def api_client():
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
-
-    from django.conf import settings
 
     if "testserver" not in settings.ALLOWED_HOSTS:  # the test client's host name
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]

@@ -29,21 +29,30 @@ log = logging.getLogger(__name__)
 # --- Plain data of a host ---------------------------------------------------------------
 
 
-def host_rule_data(host: Host) -> rules.HostData:
-    """The host as networks/rules.py sees it, in a fixed number of queries."""
+def host_rule_data(host: Host, networks_cache: dict | None = None) -> rules.HostData:
+    """The host as networks/rules.py sees it, in a fixed number of queries.
+
+    ``networks_cache`` (a dict the caller keeps for one operation over many hosts) holds
+    the networks of each cluster as the rules see them, read once per cluster instead of
+    once per host; the operation must not change networks or cluster assignments.
+    """
     nics = list(host.nics.all())
     bonds = list(host.bonds.all())
     slaves: dict[int, list[str]] = defaultdict(list)
     for nic in nics:
         if nic.bond_id:
             slaves[nic.bond_id].append(nic.name)
-    assignments = {
-        row.network_id: row
-        for row in ClusterNetwork.objects.filter(cluster_id=host.cluster_id)
-    }
-    networks = {}
-    for network in Network.objects.filter(datacenter_id=host.cluster.datacenter_id):
-        networks[network.name] = network.as_rule_data(assignments.get(network.pk))
+    networks = (networks_cache or {}).get(host.cluster_id)
+    if networks is None:
+        assignments = {
+            row.network_id: row
+            for row in ClusterNetwork.objects.filter(cluster_id=host.cluster_id)
+        }
+        networks = {}
+        for network in Network.objects.filter(datacenter_id=host.cluster.datacenter_id):
+            networks[network.name] = network.as_rule_data(assignments.get(network.pk))
+        if networks_cache is not None:
+            networks_cache[host.cluster_id] = networks
     attachments = {
         a.network.name: a.as_rule_data()
         for a in host.attachments.select_related("network", "nic", "bond")
@@ -193,16 +202,17 @@ def setup_networks_many(requests, *, options: ApplyOptions | None = None, user=N
                   .filter(pk__in=[h.pk for h, _r in pairs]).order_by("pk")}
         violations: dict[str, list[rules.Violation]] = {}
         done: list[tuple[Host, rules.SetupRequest]] = []
+        cache: dict = {}  # the networks of each cluster, read once (host_rule_data)
         for given, request in pairs:
             host = locked[given.pk]
-            before = host_rule_data(host)
+            before = host_rule_data(host, cache)
             found = rules.validate_setup_networks(before, request)
             if found:
                 violations[host.name] = found
                 continue
             if not violations:
                 _persist_host_networks(host, rules.apply_setup_request(before, request))
-                refresh_host_status(host)
+                refresh_host_status(host, networks_cache=cache)
             done.append((host, request))
         if violations:
             transaction.set_rollback(True)
@@ -421,12 +431,14 @@ def _refuse_if_running_vms(network: Network, hosts) -> None:
 COMPLIANCE_STATUSES = (HostStatus.UP, HostStatus.NON_OPERATIONAL)
 
 
-def refresh_host_status(host: Host, *, reachable: bool = False) -> Host:
+def refresh_host_status(host: Host, *, reachable: bool = False,
+                        networks_cache: dict | None = None) -> Host:
     """Recompute Up / NonOperational from the networks the host carries (RULES.md "Host
-    status"). ``reachable`` marks a host just heard from, whatever its previous status."""
+    status"). ``reachable`` marks a host just heard from, whatever its previous status.
+    ``networks_cache``: see `host_rule_data`."""
     if not reachable and host.status not in COMPLIANCE_STATUSES:
         return host
-    data = host_rule_data(host)
+    data = host_rule_data(host, networks_cache)
     bridged = {name: report.get("bridged") for name, report in _reported(host).items()
                if report.get("bridged") is not None}
     operational, reason = rules.host_compliance(data, bridged=bridged)

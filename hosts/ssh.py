@@ -278,8 +278,12 @@ class Connection:
 
 
 def _read_all(channel, timeout: float) -> tuple[bytes, bytes]:
-    """Both streams until the exit status arrives. The server sends the exit status after
-    all data, and paramiko handles messages in order, so nothing is left behind."""
+    """Both streams to their end, then the exit status.
+
+    The end is the server's EOF (or the channel closing), not the exit status: OpenSSH may
+    send the exit status while output is still on its way, and stopping there would cut an
+    answer short (seen on a loaded machine with a few hundred kB of output).
+    """
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
     while True:
@@ -290,8 +294,9 @@ def _read_all(channel, timeout: float) -> tuple[bytes, bytes]:
         while channel.recv_stderr_ready():
             err += channel.recv_stderr(65536)
             got = True
-        if channel.exit_status_ready() and not (channel.recv_ready()
-                                                or channel.recv_stderr_ready()):
+        ended = channel.eof_received or channel.closed
+        if ended and channel.exit_status_ready() and not (
+                channel.recv_ready() or channel.recv_stderr_ready()):
             return bytes(out), bytes(err)
         if not got:
             if time.monotonic() > deadline:

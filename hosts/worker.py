@@ -322,6 +322,10 @@ class JobRunner:
         self.owner = owner
         self.events: queue.Queue = queue.Queue()
         self.done: set[int] = set()
+        self.logs: list[JobLog] = []
+        # Each cluster's networks as the rules see them, read once for the job's host
+        # status checks (a job lasts seconds; the networks' own changes recheck the hosts).
+        self.networks_cache: dict = {}
         self.pkey, self.key_pair = ssh.portal_key()
         self.renewed = time.monotonic()
 
@@ -428,9 +432,13 @@ class JobRunner:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                run, kind, data, reply = self.events.get(timeout=max(0.0, remaining))
+                run, kind, data, reply = self.events.get(block=False)
             except queue.Empty:
-                return
+                self._flush_logs()
+                try:
+                    run, kind, data, reply = self.events.get(timeout=max(0.0, remaining))
+                except queue.Empty:
+                    return
             try:
                 value = getattr(self, f"on_{kind}")(run, **data)
                 if reply is not None:
@@ -447,6 +455,7 @@ class JobRunner:
                 if reply is not None:
                     reply[1].set()
             if kind == "done":
+                self._flush_logs()
                 return  # the loop looks at the finished host now
 
     def on_done(self, run: HostRun) -> None:
@@ -459,7 +468,14 @@ class JobRunner:
         return JobHost.objects.select_related("host").get(pk=run.entry_id)
 
     def on_log(self, run: HostRun, message: str, level: str = LogLevel.INFO) -> None:
-        JobLog.objects.create(job=self.job, host=run.host, level=level, message=message)
+        # Kept and written together when the task's thread has no event waiting (see
+        # _drain): one insert for many lines.
+        self.logs.append(JobLog(job=self.job, host=run.host, level=level, message=message))
+
+    def _flush_logs(self) -> None:
+        if self.logs:
+            logs, self.logs = self.logs, []
+            JobLog.objects.bulk_create(logs)
 
     def on_status(self, run: HostRun, status: str) -> None:
         JobHost.objects.filter(pk=run.entry_id).update(status=status)
@@ -523,7 +539,8 @@ class JobRunner:
         self.on_log(run, f"Preview: {answer.get('changes', 0)} changes")
 
     def on_report(self, run: HostRun, report: dict) -> None:
-        store_report(Host.objects.select_related("cluster").get(pk=run.host.pk), report)
+        store_report(Host.objects.select_related("cluster").get(pk=run.host.pk), report,
+                     self.networks_cache)
 
     def on_committed(self, run: HostRun, document: dict, answer: dict) -> None:
         Host.objects.filter(pk=run.host.pk).update(applied_state=document)
@@ -556,7 +573,7 @@ class JobRunner:
 NIC_TYPES = ("ethernet", "veth")
 
 
-def store_report(host: Host, report: dict) -> None:
+def store_report(host: Host, report: dict, networks_cache: dict | None = None) -> None:
     """Store what the host reported: its NICs, each attachment's sync state, its status."""
     links = {i["name"]: i for i in report.get("interfaces", [])}
     managed = set(report.get("managed") or [])
@@ -593,7 +610,7 @@ def store_report(host: Host, report: dict) -> None:
     host.reported = report
     host.last_refresh = timezone.now()
     host.save(update_fields=["reported", "last_refresh", "updated"])
-    services.refresh_host_status(host, reachable=True)
+    services.refresh_host_status(host, reachable=True, networks_cache=networks_cache)
 
 
 def ensure_management_attachment(host: Host) -> None:

@@ -34,7 +34,7 @@ def hosts_lab():
 
 
 @pytest.fixture
-def real_host(hosts_lab, celery_worker, transactional_db):
+def real_host(hosts_lab, celery_worker, transactional_db):  # noqa: F811 - the fixture
     from hosts import services as host_services
     from hosts import ssh
     from hosts.models import Host, Job

@@ -113,11 +113,11 @@ def main(argv=None) -> int:
     parser.add_argument("--networks", type=int, default=300)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    common.setup_django("netportal_bench_host")
     from networks import services as network_services
     from networks.models import Network
     from tests.lab import Lab
 
-    common.setup_django("netportal_bench_host")
     header = common.machine()
     print(header, flush=True)
     try:

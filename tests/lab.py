@@ -669,6 +669,39 @@ def scratch_namespace(nics=2, folder=None):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+
+def run_agent(namespace, workdir, command, payload=None, args=(), agent_path=None):
+    """Run the agent inside a bare namespace with its state in ``workdir`` -> (rc, answer)."""
+    env = [f"PATH={HOST_PATH}", f"HOME={workdir}", f"NETPORTAL_STATE_DIR={workdir}/state",
+           f"NETPORTAL_RESOLV_CONF={workdir}/resolv.conf"]
+    argv = [IP, "netns", "exec", namespace, "env", "-i", *env, HOST_PYTHON,
+            str(agent_path or AGENT), command, *args]
+    text = payload if isinstance(payload, str) else json.dumps(payload or {})
+    proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60,
+                          check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def kernel_state(namespace):
+    """What the agent could change, from `ip -json -d link` and `ip -json addr`.
+
+    Counters, operstate and IPv6 link-local addresses drift by themselves right after links
+    come up (carrier, DAD), so they are left out of the comparison.
+    """
+    def ip_json(*what):
+        proc = subprocess.run([IP, "-n", namespace, "-json", *what], capture_output=True,
+                              text=True, check=True)
+        return json.loads(proc.stdout or "[]")
+
+    links = sorted((e["ifname"], (e.get("linkinfo") or {}).get("info_kind"), e["mtu"],
+                    e.get("master"), "UP" in e.get("flags", []), e.get("address"))
+                   for e in ip_json("-d", "link", "show"))
+    addrs = sorted((e["ifname"], a["family"], a["local"], a["prefixlen"])
+                   for e in ip_json("addr", "show") for a in e.get("addr_info", [])
+                   if a.get("scope") != "link")
+    return links, addrs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

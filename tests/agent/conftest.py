@@ -53,35 +53,10 @@ def agent_module():
 
 def run_agent_in_namespace(namespace, workdir, command, payload=None, args=()):
     """Run the agent inside a bare namespace with its state in `workdir` -> (rc, answer)."""
-    env = [f"PATH={labmod.HOST_PATH}", f"HOME={workdir}",
-           f"NETPORTAL_STATE_DIR={workdir}/state",
-           f"NETPORTAL_RESOLV_CONF={workdir}/resolv.conf"]
-    argv = [labmod.IP, "netns", "exec", namespace, "env", "-i", *env, labmod.HOST_PYTHON,
-            str(AGENT_PATH), command, *args]
-    text = payload if isinstance(payload, str) else json.dumps(payload or {})
-    proc = subprocess.run(argv, input=text, capture_output=True, text=True,  # noqa: S603
-                          timeout=60, check=False)
-    return proc.returncode, json.loads(proc.stdout)
+    return labmod.run_agent(namespace, workdir, command, payload, args, agent_path=AGENT_PATH)
 
 
-def link_dump(namespace):
-    """What the agent could change, from `ip -json -d link` and `ip -json addr`.
-
-    Counters, operstate and IPv6 link-local addresses drift by themselves right after links
-    come up (carrier, DAD), so they are left out of the comparison.
-    """
-    def ip_json(*what):
-        proc = subprocess.run([labmod.IP, "-n", namespace, "-json", *what],  # noqa: S603
-                              capture_output=True, text=True, check=True)
-        return json.loads(proc.stdout)
-
-    links = sorted((e["ifname"], (e.get("linkinfo") or {}).get("info_kind"), e["mtu"],
-                    e.get("master"), "UP" in e.get("flags", []), e.get("address"))
-                   for e in ip_json("-d", "link", "show"))
-    addrs = sorted((e["ifname"], a["family"], a["local"], a["prefixlen"])
-                   for e in ip_json("addr", "show") for a in e.get("addr_info", [])
-                   if a.get("scope") != "link")
-    return links, addrs
+link_dump = labmod.kernel_state
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
-import inspect
 import io
 import os
 import signal
@@ -221,48 +220,6 @@ def run_checked(conn, argv: list[str]) -> str:
     status, out, err = conn.run(argv, timeout=60)
     assert status == 0, f"{argv} failed ({status}): {err.decode(errors='replace')}"
     return out.decode()
-
-
-def _read_to_eof(channel, timeout: float) -> tuple[bytes, bytes]:
-    """`hosts.ssh._read_all`, but done only at EOF (or close) *and* the exit status.
-
-    Why: OpenSSH may send the exit status before the last of the command's output (it reads
-    the pipe after reaping the child), so stopping at the exit status loses the tail.  Seen
-    here: ``ip -json -d link show`` cut mid-JSON (2 in 134 runs on a loaded machine), and
-    300 kB of output cut to 270 336 bytes (1 in 10).
-    """
-    out, err = bytearray(), bytearray()
-    deadline = time.monotonic() + timeout
-    while True:
-        got = False
-        while channel.recv_ready():
-            out += channel.recv(65536)
-            got = True
-        while channel.recv_stderr_ready():
-            err += channel.recv_stderr(65536)
-            got = True
-        if (channel.eof_received or channel.closed) and channel.exit_status_ready() \
-                and not (channel.recv_ready() or channel.recv_stderr_ready()):
-            return bytes(out), bytes(err)
-        if not got:
-            if time.monotonic() > deadline:
-                raise OSError(f"no answer within {timeout} s")
-            time.sleep(0.002)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def complete_ssh_output():
-    """Until `hosts.ssh._read_all` waits for EOF, this tier reads with `_read_to_eof`: its
-    tests are about the kernel and the agent, and must not flake on a cut answer.  Retires
-    itself once the portal's reader knows about EOF."""
-    from hosts import ssh
-
-    if "eof_received" in inspect.getsource(ssh._read_all):
-        yield
-        return
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ssh, "_read_all", _read_to_eof)
-        yield
 
 
 def reset(connection) -> None:

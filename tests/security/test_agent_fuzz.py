@@ -12,7 +12,6 @@ and ill-typed, shell metacharacters and non-ASCII included.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import subprocess
@@ -136,29 +135,11 @@ def namespace(tmp_path_factory):
         yield made
 
 
-def kernel_state(ns):
-    def ip_json(*what):
-        proc = subprocess.run([labmod.IP, "-n", ns, "-json", *what], capture_output=True,
-                              text=True, check=True)
-        return json.loads(proc.stdout or "[]")
-
-    links = sorted((e["ifname"], (e.get("linkinfo") or {}).get("info_kind"), e["mtu"],
-                    e.get("master"), "UP" in e.get("flags", []), e.get("address"))
-                   for e in ip_json("-d", "link", "show"))
-    addrs = sorted((e["ifname"], a["family"], a["local"], a["prefixlen"])
-                   for e in ip_json("addr", "show") for a in e.get("addr_info", [])
-                   if a.get("scope") != "link")
-    return links, addrs
+kernel_state = labmod.kernel_state
 
 
 def run_apply(ns, workdir, payload):
-    env = [f"PATH={labmod.HOST_PATH}", f"HOME={workdir}",
-           f"NETPORTAL_STATE_DIR={workdir}/state", f"NETPORTAL_RESOLV_CONF={workdir}/resolv"]
-    argv = [labmod.IP, "netns", "exec", ns, "env", "-i", *env, labmod.HOST_PYTHON,
-            str(labmod.AGENT), "apply"]
-    proc = subprocess.run(argv, input=json.dumps(payload), capture_output=True, text=True,
-                          timeout=60, check=False)
-    return proc.returncode, json.loads(proc.stdout)
+    return labmod.run_agent(ns, workdir, "apply", payload)
 
 
 @pytest.mark.lab

@@ -61,7 +61,10 @@ def test_token_auth_needs_no_csrf_token(admin_user, db):
 
 
 def run_check(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "NETPORTAL_TLS")}
+    # A production process's environment: none of the test run's own switches (the browser
+    # tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright's event loop).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEBUG", "NETPORTAL_TLS", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update({"NETPORTAL_DATA_DIR": str(tmp_path), "DEBUG": "0",
                 "SECRET_KEY": "x7#Kq2!mZ9$wL4@pR8^tV1&nB6*cY3(dF5)hJ0-gS" * 2,
                 "ALLOWED_HOSTS": "portal.example.net"}, **extra)

@@ -52,7 +52,10 @@ WANTED_MODULES = ("virtio_pci", "virtio_net", "bonding", "8021q", "dummy", "brid
 HOST_PACKAGES = ("qemu-system-x86", "busybox-static", "openssh-server", "openssh-client",
                  "iproute2", "python3.11")
 
-GUEST_ADDRESS = "10.0.2.15/24"  # QEMU user networking's default guest address
+# QEMU's user network is moved into the lab range (conftest: -netdev user,net=...), so no
+# address outside 198.18.0.0/15 appears anywhere, not even inside the guest.
+GUEST_NET = "198.18.254.0/24"
+GUEST_ADDRESS = "198.18.254.15/24"
 READY_MARK = "NETPORTAL-GUEST-READY"
 NICS = ("eth1", "eth2", "eth3", "eth4")
 

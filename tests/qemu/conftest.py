@@ -138,7 +138,8 @@ def boot(workdir: Path) -> tuple[subprocess.Popen, Guest]:
             str(initrd), "-append",
             "console=ttyS0 panic=-1 quiet mitigations=off random.trust_cpu=on",
             "-serial", f"file:{console}",
-            "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+            "-netdev", f"user,id=mgmt,restrict=on,net={build.GUEST_NET},"
+                       f"hostfwd=tcp:127.0.0.1:{port}-:22",
             "-device", "virtio-net-pci,netdev=mgmt"]
     boot_started = time.monotonic()
     with open(workdir / "qemu.log", "wb") as qemu_log:

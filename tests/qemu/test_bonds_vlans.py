@@ -17,6 +17,7 @@ import time
 import pytest
 
 from hosts import ssh
+from tests.qemu import build
 
 pytestmark = pytest.mark.qemu
 
@@ -97,7 +98,7 @@ def test_guest_runs_debian_kernel_with_the_drivers(conn, qemu_guest):
     assert all(kind(links[n]) == "dummy" for n in ("eth1", "eth2", "eth3", "eth4"))
     # Safety: the guest's only way out is QEMU's restricted user network, and it has no
     # route beyond the management subnet.
-    assert kernel_addresses(conn, "eth0") == ["10.0.2.15/24"]
+    assert kernel_addresses(conn, "eth0") == [build.GUEST_ADDRESS]
     assert json.loads(run_checked(conn, ["ip", "-json", "route", "show", "default"])) == []
 
 

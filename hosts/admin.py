@@ -82,9 +82,6 @@ class VMAdmin(PortalModelAdmin):
     search_fields = ["name"]
     list_select_related = ["cluster", "host"]
 
-    def check_service(obj, form):
-        return services.check_vm(obj)
-
     def create_service(obj, request):
         services.save_vm(obj)
 

@@ -228,10 +228,9 @@ class VM(PortalModel):
 
     def clean(self) -> None:
         if self.cluster_id:
-            host = self.host if self.host_id else None
-            raise_for(rules.check_vm(
-                vm=self.name, cluster=self.cluster.name, host=host.name if host else None,
-                host_cluster=host.cluster.name if host else None))
+            from hosts.services import check_vm  # one rule, reached through the service
+
+            raise_for(check_vm(self))
 
 
 class Vnic(PortalModel):

@@ -610,28 +610,28 @@ def save_vnic(vnic: Vnic) -> Vnic:
 
 
 def check_vm(vm: VM) -> list[rules.Violation]:
-    """What forbids a VM running on its host: every vNIC's network must be implemented there
-    (RULES.md "VMs and vNICs"), also when the VM moves or starts on another host."""
-    if not vm.pk or not vm.host_id:
+    """What forbids the VM on its host: another cluster's host, or one that lacks the
+    networks of the VM's vNICs (RULES.md "VMs and vNICs")."""
+    if not vm.host_id or not vm.cluster_id:
         return []
-    on_host = networks_on_host(vm.host)
-    missing = sorted({name for name in Vnic.objects.filter(vm_id=vm.pk, profile__isnull=False)
-                      .values_list("profile__network__name", flat=True)} - on_host)
-    if not missing:
-        return []
-    return [rules.Violation(
-        "vnic_network_not_on_host", "host",
-        f"Host {vm.host.name} does not implement the networks of VM {vm.name}'s vNICs: "
-        f"{', '.join(missing)}.")]
+    vnic_networks = set(Vnic.objects.filter(vm_id=vm.pk, profile__isnull=False)
+                        .values_list("profile__network__name", flat=True)) if vm.pk else set()
+    return rules.check_vm(
+        vm=vm.name, cluster=_qualified(vm.cluster), host=vm.host.name,
+        host_cluster=_qualified(vm.host.cluster), vnic_networks=vnic_networks,
+        networks_on_host=networks_on_host(vm.host))
+
+
+def _qualified(cluster: Cluster) -> str:
+    """A cluster's name with its data center's: cluster names repeat across data centers."""
+    return f"{cluster.datacenter.name}/{cluster.name}"
 
 
 @transaction.atomic
 def save_vm(vm: VM) -> VM:
-    """Create or change a VM, refusing a host that lacks its vNICs' networks."""
+    """Create or change a VM, refusing a host that lacks its vNICs' networks (VM.clean
+    reaches `check_vm`)."""
     vm.full_clean()
-    violations = check_vm(vm)
-    if violations:
-        raise RuleViolationError(violations)
     vm.save()
     return vm
 

@@ -1344,13 +1344,22 @@ def allocate_vnic_mac(*, cluster: str, pool_start: str, pool_end: str, used: Col
     return mac, []
 
 
-def check_vm(*, vm: str, cluster: str, host: str | None, host_cluster: str | None
-             ) -> list[Violation]:
-    """A VM runs on a host of its own cluster."""
-    if host is not None and host_cluster != cluster:
+def check_vm(*, vm: str, cluster: str, host: str | None, host_cluster: str | None,
+             vnic_networks: Collection[str] = (),
+             networks_on_host: Collection[str] | None = None) -> list[Violation]:
+    """A VM runs on a host of its own cluster that implements the networks of its vNICs
+    (also when it moves or starts on another host)."""
+    if host is None:
+        return []
+    if host_cluster != cluster:
         return [_v("vm_host_other_cluster", "host",
                    f"Host {host} is in cluster {host_cluster}, not in cluster {cluster} of VM "
                    f"{vm}.")]
+    missing = sorted(set(vnic_networks) - set(networks_on_host or ()))
+    if networks_on_host is not None and missing:
+        return [_v("vnic_network_not_on_host", "host",
+                   f"Host {host} does not implement the networks of VM {vm}'s vNICs: "
+                   f"{_names(missing)}.")]
     return []
 
 

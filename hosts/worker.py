@@ -238,8 +238,10 @@ def run_apply(run: HostRun, pkey) -> None:
     _require_approved(run)
     # Compiled by the task's thread before this thread started (JobRunner._precompile), or
     # asked for now.
-    document = run.options.get("document") or run.ask("compile")
-    run.emit("plan", document=document)
+    document = run.options.get("document")
+    if document is None:
+        document = run.ask("compile")
+        run.emit("plan", document=document)
     with _connect(run, pkey) as conn:
         answer = _apply(run, conn, pkey, document)
         _report_after(run, conn, pkey, answer)
@@ -323,6 +325,7 @@ class JobRunner:
         self.events: queue.Queue = queue.Queue()
         self.done: set[int] = set()
         self.logs: list[JobLog] = []
+        self.plans: dict[int, dict] = {}  # entry id -> the document written as its plan
         # Each cluster's networks as the rules see them, read once for the job's host
         # status checks (a job lasts seconds; the networks' own changes recheck the hosts).
         self.networks_cache: dict = {}
@@ -384,8 +387,11 @@ class JobRunner:
         documents = {}
         for entry in entries:
             try:
-                documents[entry.pk] = self.on_compile(HostRun(entry.pk, entry.host,
-                                                              self.events))
+                run = HostRun(entry.pk, entry.host, self.events)
+                documents[entry.pk] = self.on_compile(run)
+                # Its plan is written now too, while no SSH thread competes for the GIL
+                # (measured at 50 hosts: 1.3 s of the task's thread once they run).
+                self.on_plan(run, documents[entry.pk])
             except Exception:  # the thread asks again and reports the error
                 log.exception("compiling the desired state of %s", entry.host.name)
         return documents
@@ -494,13 +500,21 @@ class JobRunner:
 
     def on_plan(self, run: HostRun, document: dict) -> None:
         JobHost.objects.filter(pk=run.entry_id).update(plan={"document": document})
+        self.plans[run.entry_id] = document
 
     def on_applied(self, run: HostRun, answer: dict) -> None:
-        entry = self._entry(run)
-        entry.plan = {**entry.plan, "commands": answer.get("commands") or [],
-                      "changes": answer.get("changes")}
-        entry.transaction = answer.get("transaction") or ""
-        entry.save(update_fields=["plan", "transaction"])
+        # One UPDATE: the plan's document is the one this runner wrote (on_plan).
+        document = self.plans.get(run.entry_id)
+        plan = {"commands": answer.get("commands") or [], "changes": answer.get("changes")}
+        transaction_id = answer.get("transaction") or ""
+        if document is not None:
+            JobHost.objects.filter(pk=run.entry_id).update(
+                plan={"document": document, **plan}, transaction=transaction_id)
+        else:
+            entry = self._entry(run)
+            entry.plan = {**entry.plan, **plan}
+            entry.transaction = transaction_id
+            entry.save(update_fields=["plan", "transaction"])
         changes = answer.get("changes")
         if answer.get("status") == "unchanged":
             self.on_log(run, "The host already holds this state: no change made")

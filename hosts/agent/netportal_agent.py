@@ -584,6 +584,7 @@ def check_route(where, family, raw, problems):
         problems.append(f"{where}.gateway: {gateway!r} is not an IP address")
     if not isinstance(iface, str) or not NAME_RE.match(iface):
         problems.append(f"{where}.interface: {iface!r} is not a valid interface name")
+        return None  # reported; nothing to check against the interfaces
     return {"gateway": str(gateway), "interface": iface}
 
 

@@ -96,6 +96,8 @@ def test_every_problem_is_listed(agent_module):
     (lambda d: d["interfaces"][0].update(ports=["bond0.100"]) or
      d["interfaces"][2].update(base="ovirtmgmt"), "cycle"),
     (lambda d: d.update(dns=["198.18.0.53"] * 4), "at most 3"),
+    # Found by the fuzzer: a route naming a list as its interface raised a TypeError.
+    (lambda d: d["routes"]["default"].update(interface=[]), "is not a valid interface name"),
 ])
 def test_single_problem_is_found(agent_module, change, needle):
     doc = copy.deepcopy(SPEC_EXAMPLE)

@@ -270,3 +270,28 @@ class _Api:
 
     def patch(self, path, body):
         return self._call("PATCH", path, body)
+
+
+def test_lab_demo_command_leaves_real_hosts_that_come_up(processes):
+    """`manage.py lab up` (README) exits and leaves its hosts running for the worker."""
+    from tests import lab as lab_module
+
+    processes.worker("labworker")
+    env = processes.env()
+    run = [sys.executable, "manage.py", "lab"]
+    subprocess.run([*run, "up", "2", "--nics", "1"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    try:
+        hosts = list(Host.objects.filter(cluster__name="lab"))
+        assert len(hosts) == 2
+        for job in Job.objects.filter(hosts__host__in=hosts).distinct():
+            wait_job(job, timeout=60)
+        assert {h.status for h in Host.objects.filter(pk__in=[h.pk for h in hosts])} == {
+            "up"}, list(Host.objects.values_list("name", "status_reason"))
+    finally:
+        down = subprocess.run([*run, "down"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    prefixes = {h.name.split("-")[0] for h in hosts}
+    assert not [lab for lab in lab_module.registered_labs() if lab["prefix"] in prefixes]
+    assert not Host.objects.filter(cluster__name="lab").exists()

@@ -257,18 +257,3 @@ def test_unknown_host_key_waits_for_approval_then_host_comes_up(lab, cluster):
     assert host.host_key_state == HostKeyState.APPROVED
     assert host.status == HostStatus.UP, host.status_reason
 
-
-def test_lab_demo_command_registers_real_hosts(cluster):
-    from django.core.management import call_command
-
-    call_command("lab", "up", "2", "--nics", "1")
-    try:
-        hosts = list(Host.objects.filter(cluster__name="lab"))
-        assert len(hosts) == 2
-        for job in Job.objects.filter(hosts__host__in=hosts).distinct():
-            wait_job(job)
-        assert {h.status for h in Host.objects.filter(pk__in=[h.pk for h in hosts])} == {
-            HostStatus.UP}
-    finally:
-        call_command("lab", "down")
-    assert not Host.objects.filter(cluster__name="lab").exists()

@@ -7,6 +7,8 @@ Needs root, iproute2 and openssh-server. Hosts live on 198.18.0.0/15 only (tests
 The running portal's worker installs them: watch them go from Installing to Up.
 """
 
+import atexit
+
 from django.core.management.base import BaseCommand, CommandError
 
 from hosts import services as host_services
@@ -39,6 +41,9 @@ class Command(BaseCommand):
 
     def up(self, count: int, nics: int) -> None:
         lab = lab_module.Lab(count, nics=nics, detached=True).up()
+        # The lab outlives this command (the portal's worker installs its hosts now); only
+        # `lab down` removes it.
+        atexit.unregister(lab.down)
         lab.authorize(ssh.public_key_line())
         datacenter = DataCenter.objects.filter(name=DEMO_DC).first() or \
             network_services.create_datacenter(DataCenter(name=DEMO_DC,

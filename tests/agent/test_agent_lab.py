@@ -311,7 +311,8 @@ def connect(host, key, host_key_line=None):
 
 def ssh_run(client, command, payload=None):
     stdin, stdout, stderr = client.exec_command(command, timeout=30)
-    stdin.write(json.dumps(payload or {}))
+    if payload is not None:  # a command that reads no input may be gone before a write
+        stdin.write(json.dumps(payload))
     stdin.channel.shutdown_write()
     out, err = stdout.read(), stderr.read()
     return stdout.channel.recv_exit_status(), out.decode(), err.decode()

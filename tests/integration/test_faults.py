@@ -16,7 +16,7 @@ import time
 import pytest
 
 from hosts import services as host_services
-from hosts.choices import JobHostStatus, JobStatus
+from hosts.choices import HostStatus, JobHostStatus, JobStatus
 from networks import services as network_services
 from networks.models import Cluster, DataCenter
 from tests.integration.conftest import wait_job
@@ -58,6 +58,9 @@ def test_host_unreachable_mid_fan_out_fails_alone_and_a_retry_succeeds(lab, clus
     assert outcome == {hosts[0].name: JobHostStatus.COMMITTED,
                        hosts[1].name: JobHostStatus.FAILED,
                        hosts[2].name: JobHostStatus.COMMITTED}
+    assert job.status == JobStatus.PARTIAL
+    hosts[1].refresh_from_db()
+    assert hosts[1].status == HostStatus.NON_RESPONSIVE
     assert "Cannot connect" in job.hosts.get(host=hosts[1]).error
     retry = wait_job(host_services.sync_hosts([hosts[1]]))
     assert retry.status == JobStatus.COMMITTED

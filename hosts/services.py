@@ -15,11 +15,18 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 
-from hosts.choices import HostStatus, JobHostStatus, JobKind, JobStatus, LogLevel, VmStatus
-from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, JobLog, NetworkAttachment, Vnic
+from hosts.choices import (
+    HostKeyState,
+    HostStatus,
+    JobHostStatus,
+    JobKind,
+    JobStatus,
+    LogLevel,
+    VmStatus,
+)
+from hosts.models import VM, Bond, Host, Job, JobHost, JobLog, NetworkAttachment, Vnic
 from networks import rules
 from networks.models import Cluster, ClusterNetwork, Network, VnicProfile
 from portal.errors import RuleViolationError
@@ -224,19 +231,6 @@ def setup_networks_many(requests, *, options: ApplyOptions | None = None, user=N
         return ManySetupOutcome({}, job=job)
 
 
-def preview_setup(host: Host, request: rules.SetupRequest, *,
-                  options: ApplyOptions | None = None, user=None) -> SetupOutcome:
-    """Validate a request and queue a preview job: a worker asks the host's agent for the
-    exact commands the change would run (a dry run against the host's real kernel state),
-    without storing or applying anything."""
-    options = options or ApplyOptions()
-    outcome = setup_networks(host, request, options=options, dry_run=True)
-    if not outcome.ok:
-        return outcome
-    return SetupOutcome([], job=queue_preview(host, request, options, user=user),
-                        result=outcome.result)
-
-
 def queue_preview(host: Host, request: rules.SetupRequest, options: ApplyOptions, *,
                   user=None) -> Job:
     """The job that asks the host's agent for the exact commands of ``request``."""
@@ -247,18 +241,31 @@ def queue_preview(host: Host, request: rules.SetupRequest, options: ApplyOptions
                          description=f"Preview the setup of {host.name}")
 
 
-def compile_would_be_state(host: Host, request: rules.SetupRequest, **compile_options) -> dict:
-    """The desired-state document the host would get after ``request``, computed by
-    writing the request in a transaction that is always rolled back."""
-    from hosts import state
+def _setup_rolled_back(host: Host, request: rules.SetupRequest, compile_options: dict):
+    """Store ``request`` inside a transaction that is always rolled back, and return what
+    it would do: (host before as the rules see it, document before, outcome, document
+    after or None). The documents are exactly what an apply would push."""
+    from hosts.state import compile_state
 
     with transaction.atomic():
-        outcome = setup_networks(host, request, push=False)
-        if not outcome.ok:
-            raise RuleViolationError(outcome.violations)
-        document = state.compile_state(Host.objects.get(pk=host.pk), **compile_options)
+        fresh = Host.objects.select_related("cluster").get(pk=host.pk)
+        host_before = host_rule_data(fresh)
+        before = compile_state(fresh, **compile_options)
+        outcome = setup_networks(fresh, request, push=False)
+        after = None
+        if outcome.ok:
+            after = compile_state(Host.objects.select_related("cluster").get(pk=host.pk),
+                                  **compile_options)
         transaction.set_rollback(True)
-    return document
+    return host_before, before, outcome, after
+
+
+def compile_would_be_state(host: Host, request: rules.SetupRequest, **compile_options) -> dict:
+    """The desired-state document the host would get after ``request``."""
+    _host_before, _before, outcome, after = _setup_rolled_back(host, request, compile_options)
+    if not outcome.ok:
+        raise RuleViolationError(outcome.violations)
+    return after
 
 
 def request_as_dict(request: rules.SetupRequest) -> dict:
@@ -493,8 +500,6 @@ def approve_host_key(host: Host, fingerprint: str, *, user=None) -> Job:
     For a pending key the fingerprint must be the recorded one; for a changed key it names
     the new key, which the next contact pins if it presents exactly that key.
     """
-    from hosts.choices import HostKeyState
-
     host = Host.objects.select_for_update().get(pk=host.pk)
     fingerprint = fingerprint.strip()
     if host.host_key_state == HostKeyState.PENDING:
@@ -536,8 +541,6 @@ def refresh_hosts(hosts, *, user=None) -> Job | None:
 
 def refresh_all_hosts(*, queue: bool = True, user=None) -> Job | None:
     """Read the state of every host whose key is approved (the periodic refresh)."""
-    from hosts.choices import HostKeyState
-
     hosts = list(Host.objects.filter(host_key_state=HostKeyState.APPROVED)
                  .exclude(status=HostStatus.MAINTENANCE))
     if not hosts:
@@ -636,15 +639,6 @@ def save_vm(vm: VM) -> VM:
     return vm
 
 
-def prefetch_host_detail(queryset):
-    """Hosts with what their pages and the API show, in a fixed number of queries."""
-    return queryset.select_related("cluster__datacenter").prefetch_related(
-        Prefetch("nics", queryset=HostNic.objects.order_by("name")),
-        "bonds", Prefetch("attachments",
-                          queryset=NetworkAttachment.objects.select_related("network")),
-    )
-
-
 def finish_job(job: Job) -> Job:
     """Set a job's overall status from its hosts' outcomes."""
     statuses = set(job.hosts.values_list("status", flat=True))
@@ -719,28 +713,12 @@ def preview_setup_networks(host: Host, request: rules.SetupRequest, *,
     """Validate ``request`` (every violation at once) and, when valid, compile the host's
     desired state before and after it: the setup is stored inside a transaction that is
     then rolled back, so the document is exactly what Apply would push."""
-    from hosts.state import compile_state
-
     options = options or ApplyOptions()
-    outcome = setup_networks(host, request, options=options, dry_run=True)
-    if not outcome.ok:
-        return SetupPreview(outcome.violations)
-    settings_of_apply = {"check_connectivity": options.check_connectivity,
-                         "rollback_timeout": options.connectivity_timeout}
-    with transaction.atomic():
-        fresh = Host.objects.select_related("cluster").get(pk=host.pk)
-        host_before = host_rule_data(fresh)
-        before = compile_state(fresh, **settings_of_apply)
-        stored = setup_networks(fresh, request, options=options, push=False)
-        after = None
-        if stored.ok:
-            after = compile_state(Host.objects.select_related("cluster").get(pk=host.pk),
-                                  **settings_of_apply)
-        transaction.set_rollback(True)
-    if not stored.ok:  # the host changed between the two checks
+    host_before, before, stored, after = _setup_rolled_back(
+        host, request, {"check_connectivity": options.check_connectivity,
+                        "rollback_timeout": options.connectivity_timeout})
+    if not stored.ok:
         return SetupPreview(stored.violations)
-    from hosts.choices import HostKeyState
-
     commands_job = None
     if host.host_key_state == HostKeyState.APPROVED and host.status != HostStatus.INSTALLING:
         commands_job = queue_preview(host, request, options, user=user)

@@ -251,7 +251,17 @@ class VMDeleteView(ObjectDeleteView):
     model = VM
 
 
-class VnicEditView(ObjectEditView):
+class VnicBackToVM:
+    """A vNIC's pages return to its VM's page."""
+
+    def success_url(self, obj):
+        return object_url(obj.vm)
+
+    def cancel_url(self, obj):
+        return object_url(obj.vm)
+
+
+class VnicEditView(VnicBackToVM, ObjectEditView):
     """A vNIC is edited from its VM's page (``vm_pk`` in the URL when adding)."""
 
     model = Vnic
@@ -279,22 +289,13 @@ class VnicEditView(ObjectEditView):
     def update_service(obj, form, request):
         return services.save_vnic(obj)
 
-    def success_url(self, obj):
-        return object_url(obj.vm)
-
     def cancel_url(self, obj):
         return object_url(self.vm)
 
 
-class VnicDeleteView(ObjectDeleteView):
+class VnicDeleteView(VnicBackToVM, ObjectDeleteView):
     model = Vnic
     queryset = Vnic.objects.select_related("vm")
-
-    def success_url(self, obj):
-        return object_url(obj.vm)
-
-    def cancel_url(self, obj):
-        return object_url(obj.vm)
 
 
 # --- Jobs -------------------------------------------------------------------------------

@@ -213,9 +213,9 @@ def test_preview_shows_the_exact_commands_and_changes_nothing(lab, cluster):
     network_services.attach_network(cluster, vm_net, required=False)
     request, options = host_services.setup_request_from_data(
         {"attachments": [{"network": "lab_vm", "interface": "eth1"}]})
-    outcome = host_services.preview_setup(host, request, options=options)
-    assert outcome.ok
-    job = wait_job(outcome.job)
+    preview = host_services.preview_setup_networks(host, request, options=options)
+    assert preview.ok
+    job = wait_job(preview.commands_job)
     entry = job.hosts.get()
     assert entry.status == JobHostStatus.COMMITTED, entry.error
     commands = entry.plan["commands"]

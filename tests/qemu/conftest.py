@@ -33,6 +33,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests import probes
 from tests.qemu import build
 
 # Seconds until the ready line: about 8 s here; generous for a loaded machine, and settable
@@ -41,16 +42,9 @@ BOOT_TIMEOUT = float(os.environ.get("NETPORTAL_QEMU_BOOT_TIMEOUT") or 180)
 SSH_TIMEOUT = 60
 
 
-def require_qemu() -> bool:
-    return os.environ.get("NETPORTAL_REQUIRE_QEMU") == "1"
-
-
 def unavailable(reason: str):
     """Skip with the reason, or fail when CI requires the tier."""
-    if require_qemu():
-        pytest.fail(f"QEMU tier required (NETPORTAL_REQUIRE_QEMU=1) but: {reason}",
-                    pytrace=False)
-    pytest.skip(f"QEMU guest unavailable: {reason}")
+    probes.unavailable(f"QEMU guest unavailable: {reason}", "NETPORTAL_REQUIRE_QEMU")
 
 
 def client_key() -> tuple[paramiko.Ed25519Key, str]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.probes import unavailable
+
 CHROMIUM = os.environ.get("NETPORTAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,9 +46,7 @@ def _probe() -> str | None:
 def playwright_instance():
     reason = _probe()
     if reason:
-        if os.environ.get("NETPORTAL_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"NETPORTAL_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+        unavailable(reason, "NETPORTAL_REQUIRE_BROWSER")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -10,13 +10,13 @@ with reported against wanted, and sync it.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
 from tests import lab as lab_module
 from tests.integration.conftest import _missing_prerequisite, celery_worker, wait_job  # noqa: F401
+from tests.probes import unavailable
 from tests.ui.conftest import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.lab]
@@ -26,9 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.lab]
 def hosts_lab():
     reason = _missing_prerequisite()
     if reason:
-        if os.environ.get("NETPORTAL_REQUIRE_LAB") == "1":
-            pytest.fail(f"NETPORTAL_REQUIRE_LAB=1 but {reason}")
-        pytest.skip(reason)
+        unavailable(reason, "NETPORTAL_REQUIRE_LAB")
     with lab_module.Lab(n=1, nics=3) as built:
         yield built
 

@@ -6,14 +6,22 @@ API, and the UI list, detail and setup pages, with 2,000 hosts against 20.
 Each inventory is bulk-created into a fresh PostgreSQL database: 2,000 hosts with 4 NICs
 each (8,000), 300 networks in one data center (attached to each of 10 clusters), 10,000
 network attachments (5 a host), 1,000 VMs with a vNIC each, 500 jobs with 4 entries each;
-the small one has 20 hosts and everything else scaled down (networks stay 300). Requests
-go through Django's test client as a superuser (full middleware, templates, DRF), page size
-50. Goal: the same query count at both sizes, and time at 2,000 ≤ 1.5 × time at 20.
+the small one has 20 hosts and everything else scaled down, but never below one page of 50
+rows (networks stay 300; VMs, vNICs and jobs stay 50): a list that does not fill its page
+at 20 hosts compared 5 rows against 50, which measures the page size, not the inventory.
+The "rows" column says how many rows each list showed at each size (the host list: 20
+against 50, as the small inventory has 20 hosts). Both inventories stay open side by side
+(databases ``netportal_web`` and ``netportal_web_large``, dropped afterwards) and each page's
+requests alternate between them, so both sizes see the same load on a shared machine.
+Requests go through Django's test client as a superuser (full middleware, templates, DRF),
+page size 50. Goal: the same query count at both sizes, and time at 2,000 ≤ 1.5 × time at
+20.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -27,6 +35,8 @@ import common  # noqa: E402
 API_LISTS = ["datacenters", "clusters", "networks", "cluster-networks", "vnic-profiles",
              "hosts", "host-nics", "bonds", "attachments", "vms", "vnics", "jobs", "audit"]
 UI_LISTS = ["/", "/datacenters/", "/clusters/", "/networks/", "/hosts/", "/vms/", "/jobs/"]
+PAGE = 50  # rows a list shows (the API's default limit, the pages' default per_page)
+DATABASES = ("netportal_web", "netportal_web_large")  # the small and the large inventory
 
 
 def build(hosts: int) -> dict:
@@ -72,13 +82,13 @@ def build(hosts: int) -> dict:
     profiles = {p.network_id: p for p in VnicProfile.objects.all()}
     vms = VM.objects.bulk_create(
         VM(name=f"vm{i:05d}", cluster=host_rows[i * 2 % hosts].cluster,
-           host=host_rows[i * 2 % hosts]) for i in range(hosts // 2))
+           host=host_rows[i * 2 % hosts]) for i in range(max(hosts // 2, PAGE)))
     Vnic.objects.bulk_create(
         Vnic(vm=vm, name="nic1", mac=f"56:6f:01:{i // 256 % 256:02x}:{i % 256:02x}:01",
              profile=profiles[networks[i % len(networks)].pk]) for i, vm in enumerate(vms))
     jobs = Job.objects.bulk_create(
         Job(kind=JobKind.SETUP_NETWORKS, status=JobStatus.COMMITTED, description=f"job {i}")
-        for i in range(max(1, hosts // 4)))
+        for i in range(max(hosts // 4, PAGE)))
     JobHost.objects.bulk_create(
         JobHost(job=job, host=host_rows[(i * 4 + k) % hosts], status=JobHostStatus.COMMITTED)
         for i, job in enumerate(jobs) for k in range(min(4, hosts)))
@@ -86,22 +96,56 @@ def build(hosts: int) -> dict:
             "network": networks[0].pk, "cluster": clusters[0].pk}
 
 
-def measure(client, url: str, runs: int) -> tuple[int, float, int]:
-    """(queries, median ms, status) of GET url."""
+def page_rows(response) -> int | None:
+    """The rows a list showed: an API list's results, the list page's table rows."""
+    if response.get("Content-Type", "").startswith("application/json"):
+        data = response.json()
+        return len(data["results"]) if isinstance(data, dict) and "results" in data else None
+    table = re.search(r'<table[^>]*object-list.*?<tbody>(.*?)</tbody>',
+                      response.content.decode(), re.S)
+    return table.group(1).count("<tr") if table else None
+
+
+class Side:
+    """One inventory in its own database, reached through its own open connection, with a
+    client logged in there. ``use()`` makes it the connection the portal's code uses."""
+
+    def __init__(self, hosts: int, database: str, wrapper, client, ids: dict):
+        self.hosts, self.database, self.wrapper = hosts, database, wrapper
+        self.client, self.ids = client, ids
+
+    def use(self) -> None:
+        from django.db import connections
+
+        connections["default"] = self.wrapper
+
+
+def measure(sides: list[Side], urls: list[str], runs: int) -> list[tuple]:
+    """Per side: (queries, median ms, status, rows shown) of GET its url.
+
+    The sides' requests alternate (small, large, large, small, ...) after a warm-up of each,
+    so both see the same load: on a shared machine the load changes within seconds, and
+    measuring one size after the other compared a quiet moment with a busy one.
+    """
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    client.get(url)  # warm-up (templates, caches)
-    times = []
-    queries = 0
-    status = 0
-    for _ in range(runs):
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - started) * 1000)
-        queries, status = len(captured), response.status_code
-    return queries, statistics.median(times), status
+    for side, url in zip(sides, urls, strict=True):
+        side.use()
+        side.client.get(url)  # warm-up (templates, caches)
+    times: list[list[float]] = [[] for _ in sides]
+    last = [(0, 0, None)] * len(sides)
+    for run in range(runs):
+        order = range(len(sides)) if run % 2 == 0 else reversed(range(len(sides)))
+        for i in order:
+            sides[i].use()
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = sides[i].client.get(urls[i])
+                times[i].append((time.perf_counter() - started) * 1000)
+            last[i] = (len(captured), response.status_code, page_rows(response))
+    return [(queries, statistics.median(t), status, rows)
+            for (queries, status, rows), t in zip(last, times, strict=True)]
 
 
 def urls(ids: dict, with_ui: bool) -> list[tuple[str, str]]:
@@ -116,18 +160,28 @@ def urls(ids: dict, with_ui: bool) -> list[tuple[str, str]]:
     return out
 
 
-def run_size(hosts: int, runs: int, with_ui: bool) -> dict:
+def prepare(hosts: int, database: str) -> Side:
+    """A fresh database ``database`` holding the inventory of ``hosts`` hosts, migrated,
+    analysed, with a superuser's client."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connections
     from django.test import Client
 
     from hosts.models import Host, HostNic, NetworkAttachment
 
     if "testserver" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    current = connections["default"]
+    if current.settings_dict["NAME"] != database:
+        common.fresh_database(database)
+        wrapper = type(current)({**current.settings_dict, "NAME": database}, "default")
+        connections["default"] = wrapper
+        call_command("migrate", verbosity=0, interactive=False)
     started = time.perf_counter()
     ids = build(hosts)
-    subprocess.run(["psql", f"{common.PG_SERVER}/netportal_web", "-qc", "ANALYZE"],  # noqa: S603, S607
+    subprocess.run(["psql", f"{common.PG_SERVER}/{database}", "-qc", "ANALYZE"],  # noqa: S603, S607
                    check=False, capture_output=True)
     print(f"{hosts} hosts: {Host.objects.count()} hosts, {HostNic.objects.count()} NICs, "
           f"{NetworkAttachment.objects.count()} attachments built in "
@@ -135,11 +189,7 @@ def run_size(hosts: int, runs: int, with_ui: bool) -> dict:
     user = get_user_model().objects.create_superuser("bench", "bench@example.org", "x")
     client = Client()
     client.force_login(user)
-    results = {}
-    for label, url in urls(ids, with_ui):
-        results[label] = measure(client, url, runs)
-        print(f"  {label}: {results[label]}", flush=True)
-    return results
+    return Side(hosts, database, connections["default"], client, ids)
 
 
 def main(argv=None) -> int:
@@ -151,29 +201,32 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with_ui = bool(subprocess.run(["git", "ls-files", "portal/views.py"], cwd=common.REPO,  # noqa: S603, S607
                                   capture_output=True, text=True, check=False).stdout.strip())
-    common.setup_django("netportal_web")
+    common.setup_django(DATABASES[0])
     header = common.machine()
-    from django.core.management import call_command
-    from django.db import connection
-
+    sides: list[Side] = []
+    results = {}
     try:
-        small = run_size(args.small, args.runs, with_ui)
-        connection.close()
-        common.fresh_database("netportal_web")
-        call_command("migrate", verbosity=0, interactive=False)
-        large = run_size(args.large, args.runs, with_ui)
+        for hosts, database in zip((args.small, args.large), DATABASES, strict=True):
+            sides.append(prepare(hosts, database))
+        pages = [urls(side.ids, with_ui) for side in sides]
+        for (label, small_url), (_, large_url) in zip(*pages, strict=True):
+            results[label] = measure(sides, [small_url, large_url], args.runs)
+            print(f"  {label}: {results[label]}", flush=True)
     finally:
-        common.drop_database("netportal_web")
+        for side in sides:
+            side.wrapper.close()
+        for database in DATABASES:
+            common.drop_database(database)
     rows, same_queries, within = [], 0, 0
-    for label in small:
-        q1, t1, s1 = small[label]
-        q2, t2, s2 = large[label]
+    for label, ((q1, t1, s1, r1), (q2, t2, s2, r2)) in results.items():
         ratio = t2 / t1 if t1 else None
         same_queries += q1 == q2
         within += bool(ratio and ratio <= 1.5)
-        rows.append([label, q1, q2, t1, t2, ratio, f"{s1}/{s2}"])
+        shown = "—" if r1 is None else f"{r1}/{r2}"
+        rows.append([label, q1, q2, t1, t2, ratio, shown, f"{s1}/{s2}"])
     text = common.table(["page", f"queries @{args.small}", f"queries @{args.large}",
-                         f"ms @{args.small}", f"ms @{args.large}", "time ratio", "HTTP"], rows)
+                         f"ms @{args.small}", f"ms @{args.large}", "time ratio", "rows",
+                         "HTTP"], rows)
     goal = (f"Same query count: {same_queries} of {len(rows)} pages. Time at {args.large} ≤ "
             f"1.5 × time at {args.small}: {within} of {len(rows)} pages.")
     print(header)
@@ -183,10 +236,13 @@ def main(argv=None) -> int:
         common.write_section("web", (
             f"## Web at scale (`bench/web.py --runs {args.runs}`)\n\n"
             f"Measured {header}. {args.large} hosts / {args.large * 4} NICs / 300 networks / "
-            f"{args.large * 5} attachments against {args.small} hosts (same shape); Django "
-            f"test client as a superuser, page size 50, median of {args.runs} requests "
-            "after a warm-up." + ("" if with_ui else " No UI pages yet (portal/views.py "
-                                  "is not in git).") + f"\n\n{text}\n\n{goal}"))
+            f"{args.large * 5} attachments against {args.small} hosts (same shape, but "
+            f"never less than a page of {PAGE} VMs, vNICs and jobs, so that both sizes list "
+            "the same rows; \"rows\": rows each list showed at each size); Django "
+            f"test client as a superuser, page size {PAGE}, median of {args.runs} requests "
+            "after a warm-up, the two sizes' requests alternating."
+            + ("" if with_ui else " No UI pages yet (portal/views.py is not in git).")
+            + f"\n\n{text}\n\n{goal}"))
     return 0
 
 

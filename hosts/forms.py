@@ -7,7 +7,7 @@ from django import forms
 
 from hosts.models import VM, Host, Vnic
 from networks.models import VnicProfile
-from portal.forms import PortalForm, PortalModelForm
+from portal.forms import PortalForm, PortalModelForm, SearchSelect
 
 
 class HostForm(PortalModelForm):
@@ -36,6 +36,9 @@ class VMForm(PortalModelForm):
     class Meta:
         model = VM
         fields = ["name", "cluster", "host", "status"]
+        # Not every host as an option: the chosen one, and a search among the cluster's.
+        widgets = {"host": SearchSelect(Host.objects.all(), "api:host-list",
+                                        depends="cluster")}
 
 
 class VnicForm(PortalModelForm):

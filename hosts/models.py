@@ -188,7 +188,13 @@ class NetworkAttachment(PortalModel):
                            | Q(nic__isnull=True, bond__isnull=False)),
                 name="attachment_on_nic_xor_bond"),
         ]
-        indexes = [models.Index(fields=["network", "in_sync"], name="attachment_net_sync")]
+        indexes = [
+            models.Index(fields=["network", "in_sync"], name="attachment_net_sync"),
+            # The host list's "Out of sync" count and the dashboard's: only the (few)
+            # out-of-sync rows are in this index.
+            models.Index(fields=["host"], condition=Q(in_sync=False),
+                         name="attachment_host_unsynced"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.network} on {self.host}/{self.interface_name}"
@@ -282,7 +288,12 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["status", "-created"], name="job_status_created")]
+        indexes = [
+            models.Index(fields=["status", "-created"], name="job_status_created"),
+            # The job list, the API and the dashboard read the newest jobs first; jobs
+            # accumulate, so the first page must not sort the whole table.
+            models.Index(fields=["-created"], name="job_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"

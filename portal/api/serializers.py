@@ -11,6 +11,30 @@ from rest_framework.validators import UniqueValidator
 from portal.api.exceptions import django_error_to_drf
 
 
+class PkIdentityField(serializers.HyperlinkedIdentityField):
+    """The ``url`` of a row, reversed once per list rather than once per row (see
+    `portal.views.pk_url`): DRF's reverse and ``build_absolute_uri`` were a third of the
+    time of a 50-row list of VMs."""
+
+    def get_url(self, obj, view_name, request, format):
+        if format or self.lookup_field != "pk" or self.lookup_url_kwarg != "pk":
+            return super().get_url(obj, view_name, request, format)
+        if obj.pk is None:
+            return None
+        from portal.views import pk_url
+
+        path = pk_url(view_name, obj.pk)
+        if request is None:
+            return path
+        # The scheme and host of this request, worked out once (get_host() validates the
+        # host against ALLOWED_HOSTS on every call).
+        base = getattr(request, "_portal_url_base", None)
+        if base is None:
+            base = request.build_absolute_uri("/")[:-1]
+            request._portal_url_base = base
+        return base + path
+
+
 class PortalModelSerializer(serializers.ModelSerializer):
     """A ModelSerializer that runs ``full_clean()`` on the instance it would save.
 
@@ -18,6 +42,8 @@ class PortalModelSerializer(serializers.ModelSerializer):
     values, runs the validation the admin runs, and reports each error under its field with
     the rule's code. Writes go through services (see `portal.api.views.PortalModelViewSet`).
     """
+
+    serializer_url_field = PkIdentityField
 
     def get_validators(self):
         # DRF would add a UniqueTogetherValidator per unique constraint, answering before

@@ -26,7 +26,17 @@ from hosts.choices import (
     LogLevel,
     VmStatus,
 )
-from hosts.models import VM, Bond, Host, Job, JobHost, JobLog, NetworkAttachment, Vnic
+from hosts.models import (
+    VM,
+    Bond,
+    Host,
+    HostNic,
+    Job,
+    JobHost,
+    JobLog,
+    NetworkAttachment,
+    Vnic,
+)
 from networks import rules
 from networks.models import Cluster, ClusterNetwork, Network, VnicProfile
 from portal.errors import RuleViolationError
@@ -43,39 +53,67 @@ def host_rule_data(host: Host, networks_cache: dict | None = None) -> rules.Host
     the networks of each cluster as the rules see them, read once per cluster instead of
     once per host; the operation must not change networks or cluster assignments.
     """
-    nics = list(host.nics.all())
-    bonds = list(host.bonds.all())
-    slaves: dict[int, list[str]] = defaultdict(list)
-    for nic in nics:
-        if nic.bond_id:
-            slaves[nic.bond_id].append(nic.name)
-    networks = (networks_cache or {}).get(host.cluster_id)
-    if networks is None:
-        assignments = {
-            row.network_id: row
-            for row in ClusterNetwork.objects.filter(cluster_id=host.cluster_id)
-        }
-        networks = {}
-        for network in Network.objects.filter(datacenter_id=host.cluster.datacenter_id):
-            networks[network.name] = network.as_rule_data(assignments.get(network.pk))
-        if networks_cache is not None:
-            networks_cache[host.cluster_id] = networks
-    attachments = {
-        a.network.name: a.as_rule_data()
-        for a in host.attachments.select_related("network", "nic", "bond")
-    }
-    in_use = frozenset(
-        Vnic.objects.filter(vm__host=host, vm__status=VmStatus.UP, profile__isnull=False)
-        .values_list("profile__network__name", flat=True))
-    return rules.HostData(
-        name=host.name, cluster=host.cluster.name,
-        nics={n.name: rules.NicData(n.name, frozenset(n.labels or []), link_up=n.link_up)
-              for n in nics},
-        bonds={b.name: rules.BondData(b.name, b.mode, b.options, tuple(sorted(slaves[b.pk])),
-                                      frozenset(b.labels or []))
-               for b in bonds},
-        attachments=attachments, networks=networks, networks_used_by_running_vms=in_use,
-    )
+    return hosts_rule_data([host], networks_cache)[host.pk]
+
+
+def hosts_rule_data(hosts: Iterable[Host], networks_cache: dict | None = None, *,
+                    attachments: dict[int, list[NetworkAttachment]] | None = None
+                    ) -> dict[int, rules.HostData]:
+    """Several hosts as the rules see them (by host id), in the same few queries whatever
+    their number: a worker storing fifty reports at once reads each table once.
+
+    ``attachments`` (by host id, with network, NIC and bond loaded) are used instead of
+    reading them, when the caller holds them already.
+    """
+    hosts = list(hosts)
+    ids = [h.pk for h in hosts]
+    nics: dict[int, list] = defaultdict(list)
+    for nic in HostNic.objects.filter(host_id__in=ids).order_by("pk"):
+        nics[nic.host_id].append(nic)
+    bonds: dict[int, list] = defaultdict(list)
+    for bond in Bond.objects.filter(host_id__in=ids).order_by("pk"):
+        bonds[bond.host_id].append(bond)
+    if attachments is None:
+        attachments = defaultdict(list)
+        for attachment in NetworkAttachment.objects.filter(host_id__in=ids).select_related(
+                "network", "nic", "bond"):
+            attachments[attachment.host_id].append(attachment)
+    in_use: dict[int, set[str]] = defaultdict(set)
+    for host_id, name in Vnic.objects.filter(
+            vm__host_id__in=ids, vm__status=VmStatus.UP, profile__isnull=False
+    ).values_list("vm__host_id", "profile__network__name"):
+        in_use[host_id].add(name)
+    networks_cache = {} if networks_cache is None else networks_cache
+    data = {}
+    for host in hosts:
+        networks = networks_cache.get(host.cluster_id)
+        if networks is None:
+            networks = networks_cache[host.cluster_id] = _cluster_rule_networks(host.cluster)
+        slaves: dict[int, list[str]] = defaultdict(list)
+        for nic in nics[host.pk]:
+            if nic.bond_id:
+                slaves[nic.bond_id].append(nic.name)
+        data[host.pk] = rules.HostData(
+            name=host.name, cluster=host.cluster.name,
+            nics={n.name: rules.NicData(n.name, frozenset(n.labels or []), link_up=n.link_up)
+                  for n in nics[host.pk]},
+            bonds={b.name: rules.BondData(b.name, b.mode, b.options,
+                                          tuple(sorted(slaves[b.pk])),
+                                          frozenset(b.labels or []))
+                   for b in bonds[host.pk]},
+            attachments={a.network.name: a.as_rule_data() for a in attachments.get(host.pk, [])},
+            networks=networks, networks_used_by_running_vms=frozenset(in_use[host.pk]),
+        )
+    return data
+
+
+def _cluster_rule_networks(cluster: Cluster) -> dict[str, rules.NetworkData]:
+    """The networks of the cluster's data center as the rules see them, with the cluster's
+    assignment of each."""
+    assignments = {row.network_id: row
+                   for row in ClusterNetwork.objects.filter(cluster_id=cluster.pk)}
+    return {network.name: network.as_rule_data(assignments.get(network.pk))
+            for network in Network.objects.filter(datacenter_id=cluster.datacenter_id)}
 
 
 # --- Jobs -------------------------------------------------------------------------------
@@ -445,20 +483,23 @@ def refresh_host_status(host: Host, *, reachable: bool = False,
     ``networks_cache``: see `host_rule_data`."""
     if not reachable and host.status not in COMPLIANCE_STATUSES:
         return host
-    data = host_rule_data(host, networks_cache)
-    bridged = {name: report.get("bridged") for name, report in _reported(host).items()
-               if report.get("bridged") is not None}
+    attachments = list(host.attachments.select_related("network", "nic", "bond"))
+    data = hosts_rule_data([host], networks_cache, attachments={host.pk: attachments})
+    return set_compliance_status(host, data[host.pk], attachments)
+
+
+def set_compliance_status(host: Host, data: rules.HostData,
+                          attachments: Iterable[NetworkAttachment]) -> Host:
+    """Up or NonOperational by the rules, from the host's data and what its attachments
+    reported; saved (and audited) only when it changes."""
+    bridged = {a.network.name: (a.reported or {}).get("bridged") for a in attachments
+               if (a.reported or {}).get("bridged") is not None}
     operational, reason = rules.host_compliance(data, bridged=bridged)
     status = HostStatus.UP if operational else HostStatus.NON_OPERATIONAL
     if (host.status, host.status_reason) != (status, reason):
         host.status, host.status_reason = status, reason
         host.save(update_fields=["status", "status_reason", "updated"])
     return host
-
-
-def _reported(host: Host) -> dict[str, dict]:
-    return {a.network.name: a.reported or {}
-            for a in host.attachments.select_related("network")}
 
 
 def cluster_network_status(cluster: Cluster) -> dict[str, bool]:

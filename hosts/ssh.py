@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import json
 import secrets
@@ -19,6 +20,7 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,21 @@ COMMAND_TIMEOUT = 300
 # Faster, modern algorithms first: curve25519 key exchange costs a fraction of the
 # post-quantum or classic DH groups on these small machines (BENCHMARKS.md).
 PREFERRED_KEX = ("curve25519-sha256@libssh.org", "curve25519-sha256")
+
+
+_agent_module = None
+
+
+def agent_module():
+    """The agent's code as a module of this process: the portal parses what a host's
+    kernel read prints with the very functions the agent runs there."""
+    global _agent_module
+    if _agent_module is None:
+        spec = importlib.util.spec_from_file_location("netportal_agent", AGENT_PATH)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _agent_module = module
+    return _agent_module
 
 
 class SshError(Exception):
@@ -196,17 +213,30 @@ class Connection:
         fully, then the exit status."""
         return self.run_line(" ".join(_quote(a) for a in argv), stdin, timeout)
 
-    def run_line(self, command: str, stdin: bytes = b"", timeout: int = COMMAND_TIMEOUT
+    def run_line(self, command: str, stdin: bytes = b"", timeout: int = COMMAND_TIMEOUT,
+                 reply: Callable[[bytes], bytes | None] | None = None
                  ) -> tuple[int, bytes, bytes]:
-        """Run a command line (already quoted for the remote shell), as `run` does."""
+        """Run a command line (already quoted for the remote shell), as `run` does.
+
+        ``reply`` makes it a conversation on one channel: stdin stays open after ``stdin``;
+        the first line of output goes to ``reply``, whose answer (if any) is sent as the next
+        input. Then input ends and both streams are read to their end as usual.
+        """
         try:
             channel = self.client.get_transport().open_session(timeout=timeout)
             channel.settimeout(timeout)
             channel.exec_command(command)
             if stdin:
                 channel.sendall(stdin)
+            first, rest = None, b""
+            if reply is not None:
+                first, rest = _read_line(channel, timeout)
+                following = reply(first) if first is not None else None
+                if following:
+                    channel.sendall(following)
             channel.shutdown_write()
             out, err = _read_all(channel, timeout)
+            out = (first + b"\n" if first is not None else b"") + rest + out
             status = channel.recv_exit_status()
             channel.close()
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -245,7 +275,8 @@ class Connection:
             sftp.close()
 
     def agent(self, command: str, payload: dict | None = None,
-              timeout: int = COMMAND_TIMEOUT, flags: tuple[str, ...] = ()) -> dict:
+              timeout: int = COMMAND_TIMEOUT, flags: tuple[str, ...] = (),
+              reply: Callable[[dict], dict | None] | None = None) -> dict:
         """Run one agent command with ``payload`` as JSON on stdin; its JSON answer.
 
         The agent is run first and uploaded only when the host lacks this version (the
@@ -253,28 +284,100 @@ class Connection:
         channel per command instead of an SFTP session and a channel. It runs as a module
         (``python3 -m``) so Python keeps its compiled bytecode on the host instead of
         compiling 1,500 lines for every command (measured: about 10 ms of host CPU each).
+
+        ``reply`` holds a conversation (``apply --await-confirm``): it gets the agent's first
+        answer and returns the payload to send next on the same channel (or None); the last
+        answer is returned. A first answer that is an error raises as usual.
         """
-        stdin = json.dumps(payload or {}).encode()
+        stdin = json.dumps(payload or {}).encode() + (b"\n" if reply else b"")
+        # Without this version, consume the input (all of it, or a conversation's first
+        # line) before exiting, so the portal's write never meets a closed channel.
+        consume = "head -n 1" if reply else "cat"
         line = (f"cd {AGENT_REMOTE_DIR} 2>/dev/null && test -f {AGENT_REMOTE_NAME} "
-                f"|| {{ cat >/dev/null; exit {AGENT_MISSING}; }}; exec python3 -m {AGENT_MODULE} "
+                f"|| {{ {consume} >/dev/null; exit {AGENT_MISSING}; }}; "
+                f"exec python3 -m {AGENT_MODULE} "
                 + " ".join(_quote(a) for a in (command, *flags)))
-        status, out, err = self.run_line(line, stdin=stdin, timeout=timeout)
+        continued = None
+        if reply is not None:
+            def continued(first: bytes) -> bytes | None:
+                answer = self._answer(first, 0)
+                following = reply(answer) if answer.get("ok") is not False else None
+                return json.dumps(following).encode() + b"\n" if following else None
+
+        status, out, err = self.run_line(line, stdin=stdin, timeout=timeout, reply=continued)
         if status == AGENT_MISSING and not out:
             self.ensure_agent()
-            status, out, err = self.run_line(line, stdin=stdin, timeout=timeout)
+            status, out, err = self.run_line(line, stdin=stdin, timeout=timeout,
+                                             reply=continued)
+        answer = self._answer(out.rstrip(b"\n").rpartition(b"\n")[2], status, err)
+        if status != 0 or answer.get("ok") is False:
+            error = answer.get("error") or {}
+            raise AgentError(error.get("code", "agent_failed"),
+                             error.get("message", f"agent exit status {status}"), answer)
+        return answer
+
+    def read_state(self) -> dict:
+        """The host's kernel state and the agent's files, read without starting Python on
+        the host (the agent's `READ_SCRIPT`, parsed by the agent's own code here):
+        {kernel, managed, pending, committed}. A drift scan of fifty hosts otherwise costs
+        fifty interpreters on the hosts."""
+        module = agent_module()
+        status, out, err = self.run_line(module.READ_SCRIPT, timeout=COMMAND_TIMEOUT)
         try:
-            answer = json.loads(out.decode() or "null")
+            if status != 0:
+                raise module.AgentError("kernel_read_failed",
+                                        err.decode(errors="replace").strip()[-500:])
+            return module.parse_read(out.decode())
+        except (module.AgentError, ValueError, KeyError, TypeError) as exc:
+            raise AgentError("kernel_read_failed",
+                             f"Reading the state of {self.host.name} failed (exit {status}): "
+                             f"{getattr(exc, 'message', exc)}") from None
+
+    def report(self) -> dict:
+        """What the agent's ``report`` answers, read without the agent (`read_state`)."""
+        read = self.read_state()
+        return agent_module().report_of(read["kernel"], read["managed"])
+
+    def _answer(self, line: bytes, status: int, err: bytes = b"") -> dict:
+        """One JSON answer line of the agent, as a dict."""
+        try:
+            answer = json.loads(line.decode() or "null")
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
             raise AgentError("agent_no_answer",
                              f"The agent on {self.host.name} gave no answer (exit {status}): "
                              f"{err.decode(errors='replace').strip()[-500:]}")
-        if status != 0 or answer.get("ok") is False:
-            error = answer.get("error") or {}
-            raise AgentError(error.get("code", "agent_failed"),
-                             error.get("message", f"agent exit status {status}"), answer)
         return answer
+
+
+def _receive(channel, recv, deadline: float) -> bytes:
+    """One chunk of a stream, blocking (b"" at its end): the thread sleeps in paramiko until
+    data comes, instead of polling. Fifty host threads polling every few milliseconds took
+    the GIL thousands of times a second from the task's thread that writes the results."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise OSError("no answer in time")
+    channel.settimeout(remaining)
+    try:
+        return recv(65536)
+    except TimeoutError:
+        raise OSError(f"no answer within {remaining:.0f} s") from None
+
+
+def _read_line(channel, timeout: float) -> tuple[bytes | None, bytes]:
+    """The first line of output (without its newline) and what followed it, or None and
+    what came when the output ended before a line did."""
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        chunk = _receive(channel, channel.recv, deadline)
+        if not chunk:
+            return None, bytes(data)
+        data += chunk
+        line, newline, rest = bytes(data).partition(b"\n")
+        if newline:
+            return line, rest
 
 
 def _read_all(channel, timeout: float) -> tuple[bytes, bytes]:
@@ -282,26 +385,16 @@ def _read_all(channel, timeout: float) -> tuple[bytes, bytes]:
 
     The end is the server's EOF (or the channel closing), not the exit status: OpenSSH may
     send the exit status while output is still on its way, and stopping there would cut an
-    answer short (seen on a loaded machine with a few hundred kB of output).
+    answer short (seen on a loaded machine with a few hundred kB of output). stdout is read
+    first; stderr waits in paramiko's buffer meanwhile (what the agent writes there is a
+    few lines, far below the channel's window).
     """
-    out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
-    while True:
-        got = False
-        while channel.recv_ready():
-            out += channel.recv(65536)
-            got = True
-        while channel.recv_stderr_ready():
-            err += channel.recv_stderr(65536)
-            got = True
-        ended = channel.eof_received or channel.closed
-        if ended and channel.exit_status_ready() and not (
-                channel.recv_ready() or channel.recv_stderr_ready()):
-            return bytes(out), bytes(err)
-        if not got:
-            if time.monotonic() > deadline:
-                raise OSError(f"no answer within {timeout} s")
-            time.sleep(0.002)
+    out, err = bytearray(), bytearray()
+    for recv, into in ((channel.recv, out), (channel.recv_stderr, err)):
+        while chunk := _receive(channel, recv, deadline):
+            into += chunk
+    return bytes(out), bytes(err)
 
 
 def _quote(arg: str) -> str:

@@ -13,7 +13,7 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
-from hosts.models import Host, NetworkAttachment
+from hosts.models import Bond, Host, HostNic, NetworkAttachment
 from networks import constants as c
 from networks import rules
 from networks.choices import BootProtocol
@@ -80,23 +80,54 @@ def _bond_options(options: str) -> dict:
     return parsed
 
 
-def _attachments(host: Host) -> list[NetworkAttachment]:
-    return list(host.attachments.select_related("network", "nic", "bond").order_by("pk"))
-
-
 def default_route_network(host: Host) -> str | None:
     """The name of the network holding the default-route role in the host's cluster."""
-    row = (ClusterNetwork.objects.filter(cluster_id=host.cluster_id, is_default_route=True)
-           .select_related("network").first())
-    return row.network.name if row else None
+    return default_route_networks({host.cluster_id}).get(host.cluster_id)
+
+
+def default_route_networks(cluster_ids) -> dict[int, str]:
+    """Per cluster id, the name of its network holding the default-route role (one query)."""
+    return dict(ClusterNetwork.objects.filter(cluster_id__in=list(cluster_ids),
+                                              is_default_route=True)
+                .values_list("cluster_id", "network__name"))
 
 
 def compile_state(host: Host, *, transaction: str = "preview", check_connectivity: bool = True,
                   rollback_timeout: int = 120) -> dict:
     """The host's desired-state document, from its bonds and attachments."""
-    attachments = _attachments(host)
-    bonds = {b.name: b for b in host.bonds.prefetch_related("slaves")}
-    nics = {n.name: n for n in host.nics.all()}
+    return compile_states([host], {host.pk: transaction}, check_connectivity=check_connectivity,
+                          rollback_timeout=rollback_timeout)[host.pk]
+
+
+def compile_states(hosts, transactions: dict[int, str], *, check_connectivity: bool = True,
+                   rollback_timeout: int = 120) -> dict[int, dict]:
+    """The desired-state documents of several hosts (by host id, each with its transaction
+    id), reading each table once for all of them: a job over fifty hosts compiles them in
+    five queries, not three hundred."""
+    hosts = list(hosts)
+    ids = [h.pk for h in hosts]
+    attachments: dict[int, list[NetworkAttachment]] = defaultdict(list)
+    for attachment in NetworkAttachment.objects.filter(host_id__in=ids).select_related(
+            "network", "nic", "bond").order_by("pk"):
+        attachments[attachment.host_id].append(attachment)
+    bonds: dict[int, dict] = defaultdict(dict)
+    for bond in Bond.objects.filter(host_id__in=ids).prefetch_related("slaves"):
+        bonds[bond.host_id][bond.name] = bond
+    nics: dict[int, dict] = defaultdict(dict)
+    for nic in HostNic.objects.filter(host_id__in=ids):
+        nics[nic.host_id][nic.name] = nic
+    default_networks = default_route_networks({h.cluster_id for h in hosts})
+    return {host.pk: _compile(host, attachments[host.pk], bonds[host.pk], nics[host.pk],
+                              default_networks.get(host.cluster_id),
+                              transaction=transactions[host.pk],
+                              check_connectivity=check_connectivity,
+                              rollback_timeout=rollback_timeout)
+            for host in hosts}
+
+
+def _compile(host: Host, attachments: list[NetworkAttachment], bonds: dict, nics: dict,
+             default_network: str | None, *, transaction: str, check_connectivity: bool,
+             rollback_timeout: int) -> dict:
     by_base: dict[str, list[NetworkAttachment]] = defaultdict(list)
     for attachment in attachments:
         by_base[attachment.interface_name].append(attachment)
@@ -118,7 +149,6 @@ def compile_state(host: Host, *, transaction: str = "preview", check_connectivit
         mtu = rules.expected_base_mtu([a.network.as_rule_data() for a in by_base[name]])
         interfaces[name] = {"name": name, "type": "ethernet", "state": "up", "mtu": mtu,
                             "ipv4": _no_ip(), "ipv6": _no_ip()}
-    default_network = default_route_network(host)
     routes: dict = {}
     dns = None
     for attachment in attachments:

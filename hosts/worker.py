@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from hosts.choices import (
 from hosts.models import Host, HostNic, Job, JobHost, JobLog, NetworkAttachment
 from networks import constants as c
 from networks.choices import BootProtocol
-from portal import crypto
+from portal import audit, crypto
 from portal.errors import RuleViolationError
 
 log = logging.getLogger(__name__)
@@ -133,35 +134,70 @@ def _check_key(run: HostRun) -> None:
 
 
 def _apply(run: HostRun, conn: ssh.Connection, pkey, document: dict) -> dict:
-    """Apply ``document``; confirm over a fresh connection when the agent waits for it.
+    """Apply ``document``; with the connectivity check, confirm it on the same channel, or
+    over a fresh connection when that channel was lost.
 
     Returns the agent's final answer; raises StepFailed with the entry's status otherwise.
+
+    Confirming on the apply's own channel (the agent waits for it: ``--await-confirm``):
+    its ``pending`` answer reached the portal after the change, and the confirmation the
+    portal sends back reaches the host after it, so the round trip over the host's address
+    is proven, as VDSM accepts any call from the engine on its existing connection. It
+    saves a second SSH connection and a second start of the agent per host. A channel that
+    does not survive the change falls back to a fresh connection, then to the host's timer.
     """
     timeout = document.get("rollback_timeout", c.CONNECTIVITY_TIMEOUT_DEFAULT)
     started = time.monotonic()
+    check = bool(document.get("check_connectivity"))
     # A change that cuts this connection leaves the answer undelivered: wait no longer than
     # the host's own rollback timer before going to confirm.
-    read_timeout = min(APPLY_READ_TIMEOUT, timeout) if document.get("check_connectivity") \
-        else APPLY_READ_TIMEOUT
+    read_timeout = min(APPLY_READ_TIMEOUT, timeout) if check else APPLY_READ_TIMEOUT
+    seen: dict = {}
+
+    def confirm_inline(answer: dict) -> dict | None:
+        seen["answer"] = answer
+        if answer.get("status") != "pending":
+            return None
+        run.emit("applied", answer=answer)
+        run.emit("status", status=JobHostStatus.AWAITING_CONFIRMATION)
+        run.log("Applied; confirming connectivity on the same connection")
+        return {"transaction": document["transaction"]}
+
     try:
-        answer = _apply_once(run, conn, document, read_timeout)
+        answer = _apply_once(run, conn, document, read_timeout,
+                             reply=confirm_inline if check else None)
     except ssh.AgentError as exc:
+        if "answer" in seen:  # the confirmation was refused: the host rolled back
+            raise StepFailed(f"The host refused the confirmation: {exc.code}: {exc}",
+                             JobHostStatus.ROLLED_BACK) from None
         error = exc.answer.get("error") or {}
         status = JobHostStatus.ROLLED_BACK if error.get("rolled_back") else \
             JobHostStatus.FAILED
         raise StepFailed(f"The agent refused or failed: {exc.code}: {exc}", status) from None
     except ssh.SshError as exc:
-        # The channel was lost during the apply: the agent may have applied and armed its
-        # timer. Go to confirm, never apply again.
+        # The channel was lost during the apply (or before the confirmation's answer): the
+        # agent may have applied and armed its timer. Go to confirm, never apply again.
+        answer = seen.get("answer") or {"status": "pending", "transaction":
+                                        document["transaction"], "changes": None,
+                                        "commands": []}
         run.log(f"{exc}; asking the host whether the change is pending", LogLevel.WARNING)
-        answer = {"status": "pending", "transaction": document["transaction"],
-                  "changes": None, "commands": []}
+        return _confirm_fresh(run, pkey, document, answer, started + timeout,
+                              announced="answer" in seen)
+    first = seen.get("answer") or answer
+    if first.get("status") == "pending":
+        return {**first, "status": answer.get("status", "committed")}
     run.emit("applied", answer=answer)
-    if answer.get("status") in ("committed", "unchanged"):
-        return answer
-    run.emit("status", status=JobHostStatus.AWAITING_CONFIRMATION)
-    run.log("Applied; confirming connectivity over a fresh connection")
-    deadline = started + timeout
+    return answer
+
+
+def _confirm_fresh(run: HostRun, pkey, document: dict, answer: dict, deadline: float,
+                   announced: bool) -> dict:
+    """Confirm a pending change over a new connection; when that fails too, wait for the
+    host's rollback deadline and ask what happened."""
+    if not announced:
+        run.emit("applied", answer=answer)
+        run.emit("status", status=JobHostStatus.AWAITING_CONFIRMATION)
+    run.log("Confirming connectivity over a fresh connection")
     try:
         with ssh.connect(run.host, pkey) as fresh:
             confirmed = fresh.agent("confirm", {"transaction": document["transaction"]})
@@ -178,19 +214,21 @@ def _apply(run: HostRun, conn: ssh.Connection, pkey, document: dict) -> dict:
             status = again.agent("status")
     except (ssh.SshError, ssh.AgentError) as exc:
         raise StepFailed(f"The host did not answer after its rollback deadline: {exc}") from None
-    if status.get("last_committed") == document["transaction"]:
+    if status.get("committed") == document["transaction"]:
         return {**answer, "status": "committed"}
     raise StepFailed("The change cut the portal's connection; the host rolled it back by "
                      "itself.", JobHostStatus.ROLLED_BACK)
 
 
-def _apply_once(run: HostRun, conn: ssh.Connection, document: dict, read_timeout) -> dict:
+def _apply_once(run: HostRun, conn: ssh.Connection, document: dict, read_timeout,
+                reply=None) -> dict:
     """Apply; when the host still holds a pending transaction of this same job entry (its
     worker was lost while awaiting confirmation), confirm that one first: this connection
     proves the host reachable. The re-apply then finds the state in place and changes
     nothing, so the host is never configured twice."""
+    flags = ("--report", "--await-confirm") if reply else ("--report",)
     try:
-        return conn.agent("apply", document, timeout=read_timeout, flags=("--report",))
+        return conn.agent("apply", document, timeout=read_timeout, flags=flags, reply=reply)
     except ssh.AgentError as exc:
         pending = (exc.answer.get("error") or {}).get("transaction") or ""
         if exc.code != "pending_transaction" or not pending.startswith(
@@ -199,13 +237,13 @@ def _apply_once(run: HostRun, conn: ssh.Connection, document: dict, read_timeout
         run.log(f"Confirming transaction {pending}, left pending by a lost worker",
                 LogLevel.WARNING)
         conn.agent("confirm", {"transaction": pending})
-        return conn.agent("apply", document, timeout=read_timeout, flags=("--report",))
+        return conn.agent("apply", document, timeout=read_timeout, flags=flags, reply=reply)
 
 
 def _read_report(conn: ssh.Connection) -> dict | None:
     """The host's report, or None when it could not be read (the caller reads it again)."""
     try:
-        return conn.agent("report")
+        return conn.report()
     except (ssh.SshError, ssh.AgentError):
         return None
 
@@ -227,7 +265,7 @@ def _report_after(run: HostRun, conn: ssh.Connection, pkey, answer: dict) -> Non
 
 def _report(run: HostRun, conn: ssh.Connection) -> None:
     try:
-        report = conn.agent("report")
+        report = conn.report()
     except (ssh.SshError, ssh.AgentError) as exc:
         raise StepFailed(f"Reading the host's state failed: {exc}") from None
     run.ask("report", report=report)
@@ -243,9 +281,31 @@ def run_apply(run: HostRun, pkey) -> None:
         document = run.ask("compile")
         run.emit("plan", document=document)
     with _connect(run, pkey) as conn:
-        answer = _apply(run, conn, pkey, document)
+        answer = _unchanged(run, conn, document) if run.options.get("read_first") else None
+        if answer is None:
+            answer = _apply(run, conn, pkey, document)
         _report_after(run, conn, pkey, answer)
     run.emit("committed", document=document, answer=answer)
+
+
+def _unchanged(run: HostRun, conn: ssh.Connection, document: dict) -> dict | None:
+    """For a resync, which mostly finds hosts as the portal wants them: read the host first
+    (no Python started there) and judge with the agent's own code whether the apply would
+    change anything. The agent's answer when it would not (its report included), else None:
+    the agent applies, and judges again under its lock."""
+    try:
+        read = conn.read_state()
+    except (ssh.SshError, ssh.AgentError) as exc:
+        run.log(f"{exc}; the agent reads the host itself", LogLevel.WARNING)
+        return None
+    module = ssh.agent_module()
+    if not module.unchanged_by(document, read):
+        return None
+    answer = {"ok": True, "status": "unchanged", "changes": 0, "commands": [],
+              "transaction": (read["committed"] or {}).get("transaction") or "",
+              "report": module.report_of(read["kernel"], read["managed"])}
+    run.emit("applied", answer=answer)
+    return answer
 
 
 def run_add(run: HostRun, pkey) -> None:
@@ -325,6 +385,11 @@ class JobRunner:
         self.events: queue.Queue = queue.Queue()
         self.done: set[int] = set()
         self.logs: list[JobLog] = []
+        # What the handled events changed, written together by _flush.
+        self.reports: list[tuple] = []
+        self.entry_updates: dict[int, dict] = {}
+        self.host_updates: dict[int, dict] = {}
+        self.finished: set[int] = set()
         self.plans: dict[int, dict] = {}  # entry id -> the document written as its plan
         # Each cluster's networks as the rules see them, read once for the job's host
         # status checks (a job lasts seconds; the networks' own changes recheck the hosts).
@@ -343,7 +408,9 @@ class JobRunner:
         job = self.job
         Job.objects.filter(pk=job.pk, started__isnull=True).update(started=timezone.now())
         Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
-        entries = list(job.hosts.select_related("host__cluster").exclude(
+        # The hosts' threads need their addresses and keys, not their (large) states.
+        entries = list(job.hosts.select_related("host__cluster").defer(
+            "host__reported", "host__applied_state", "plan", "result").exclude(
             status__in=JOB_HOST_FINAL_STATUSES))
         runner = RUNNERS[job.kind]
         waiting = list(entries)
@@ -352,14 +419,15 @@ class JobRunner:
         workers = max(1, min(len(entries), settings.NETPORTAL_FANOUT))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host") as pool:
             while waiting or running:
-                fenced = []
+                fenced = self._fence_all(waiting)
+                waiting = [entry for entry in waiting if entry not in fenced]
                 for entry in list(waiting):
                     if self._fence(entry):
                         waiting.remove(entry)
                         fenced.append(entry)
                     elif time.monotonic() - started_at > FENCE_WAIT:
                         waiting.remove(entry)
-                        self._finish(entry, JobHostStatus.FAILED,
+                        self._finish(entry.pk, JobHostStatus.FAILED,
                                      "Another job kept applying to this host; gave up waiting.")
                 documents = self._precompile(fenced) if runner is run_apply else {}
                 for entry in fenced:
@@ -369,11 +437,13 @@ class JobRunner:
                     running[entry.pk] = (entry, pool.submit(self._guard, runner, run))
                 self._drain(timeout=0.05 if waiting else 0.2)
                 self._renew_lease()
+                # A host is finished once its thread said so; whatever it said last is in
+                # the queue before that (a thread that ended otherwise: drained below).
                 for pk, (_entry, future) in list(running.items()):
-                    if future.done() or pk in self.done:
-                        self._drain(timeout=0)
+                    if pk in self.done or future.done():
                         del running[pk]
         self._drain(timeout=0)
+        self._flush()
         job = services.finish_job(job)
         Job.objects.filter(pk=job.pk, lease_owner=self.owner).update(lease_owner="",
                                                                       lease_until=None)
@@ -381,24 +451,37 @@ class JobRunner:
 
     def _precompile(self, entries: list[JobHost]) -> dict[int, dict]:
         """The desired-state documents of hosts whose apply slot was just taken, compiled
-        before their threads start. Compiling once the threads run costs each query a wait
-        for the GIL that the SSH threads hold (measured at 50 hosts: 60 ms a document
-        instead of 3); a host whose document fails here asks for it from its thread."""
-        documents = {}
+        together before their threads start (`state.compile_states`: a few queries for all).
+        Compiling once the threads run costs each query a wait for the GIL that the SSH
+        threads hold (measured at 50 hosts: 60 ms a document instead of 3). When that
+        fails, each host's thread asks for its own document, and reports its error."""
+        if not entries:
+            return {}
+        options = self.job.request or {}
+        try:
+            hosts = Host.objects.select_related("cluster").defer("reported").filter(
+                pk__in=[entry.host_id for entry in entries])
+            documents = state.compile_states(
+                hosts, {entry.host_id: self._new_transaction(entry.pk) for entry in entries},
+                check_connectivity=options.get("check_connectivity", True),
+                rollback_timeout=options.get("connectivity_timeout")
+                or settings.NETPORTAL_CONNECTIVITY_TIMEOUT)
+        except Exception:
+            log.exception("compiling the desired state of %d hosts", len(entries))
+            return {}
+        compiled = {}
         for entry in entries:
-            try:
-                run = HostRun(entry.pk, entry.host, self.events)
-                documents[entry.pk] = self.on_compile(run)
-                # Its plan is written now too, while no SSH thread competes for the GIL
-                # (measured at 50 hosts: 1.3 s of the task's thread once they run).
-                self.on_plan(run, documents[entry.pk])
-            except Exception:  # the thread asks again and reports the error
-                log.exception("compiling the desired state of %s", entry.host.name)
-        return documents
+            compiled[entry.pk] = documents[entry.host_id]
+            self.on_plan(HostRun(entry.pk, entry.host, self.events), compiled[entry.pk])
+        return compiled
+
+    def _new_transaction(self, entry_id: int) -> str:
+        return f"{self._transaction_prefix(entry_id)}{uuid.uuid4().hex[:8]}"
 
     def _options(self, entry: JobHost) -> dict:
         options = {"public_key": self.key_pair.public_key,
-                   "transaction_prefix": self._transaction_prefix(entry.pk)}
+                   "transaction_prefix": self._transaction_prefix(entry.pk),
+                   "read_first": self.job.kind == JobKind.SYNC}
         host = entry.host
         if self.job.kind == JobKind.ADD_HOST and host.install_password:
             options["password"] = crypto.decrypt(host.install_password)
@@ -422,6 +505,23 @@ class JobRunner:
         finally:
             run.emit("done")
 
+    def _fence_all(self, entries: list[JobHost]) -> list[JobHost]:
+        """Take every entry's apply slot in one UPDATE, as a job starts; when another job
+        holds one of the hosts (the constraint refuses the whole statement), none is taken
+        here and the entries are fenced one by one."""
+        if len(entries) < 2:
+            return []
+        try:
+            with transaction.atomic():
+                taken = JobHost.objects.filter(
+                    pk__in=[entry.pk for entry in entries], status=JobHostStatus.PENDING,
+                ).update(status=JobHostStatus.RUNNING, started=timezone.now())
+                if taken != len(entries):
+                    raise IntegrityError("some entries were not pending")
+        except IntegrityError:
+            return []
+        return list(entries)
+
     def _fence(self, entry: JobHost) -> bool:
         """Take the host's apply slot (a partial unique constraint) or wait for it."""
         try:
@@ -434,17 +534,28 @@ class JobRunner:
         return bool(taken)
 
     def _drain(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        """Handle what the hosts' threads said: wait up to ``timeout`` for a first event,
+        take every other one already waiting, handle them, write what they changed together
+        (`_flush`), and only then answer the threads that asked for something.
+
+        Writing a batch of hosts at once matters at fan-out: fifty hosts finishing within a
+        second cost fifty times fifteen small queries one host at a time, each waiting for
+        the GIL that the SSH threads hold; in batches they cost a few bulk statements."""
+        try:
+            batch = [self.events.get(timeout=timeout) if timeout > 0
+                     else self.events.get(block=False)]
+        except queue.Empty:
+            return
         while True:
-            remaining = deadline - time.monotonic()
             try:
-                run, kind, data, reply = self.events.get(block=False)
+                batch.append(self.events.get(block=False))
             except queue.Empty:
-                self._flush_logs()
-                try:
-                    run, kind, data, reply = self.events.get(timeout=max(0.0, remaining))
-                except queue.Empty:
-                    return
+                break
+        replies = []
+        for run, kind, data, reply in batch:
+            if kind == "report":  # stored for the whole batch at once, in _flush
+                self.reports.append((run, data["report"], reply))
+                continue
             try:
                 value = getattr(self, f"on_{kind}")(run, **data)
                 if reply is not None:
@@ -457,34 +568,54 @@ class JobRunner:
                 log.exception("handling %s of %s", kind, run.host.name)
                 if reply is not None:
                     reply[0]["error"] = f"Internal error: {exc}"
-            finally:
-                if reply is not None:
-                    reply[1].set()
-            if kind == "done":
-                self._flush_logs()
-                return  # the loop looks at the finished host now
+            if reply is not None:
+                replies.append(reply)
+        replies += [reply for _run, _report, reply in self.reports]
+        try:
+            self._flush()
+        finally:
+            for reply in replies:
+                reply[1].set()
+
+    def _flush(self) -> None:
+        """Write what the handled events changed: every report, then the hosts' and the
+        entries' new values, the audit records of finished entries and the log lines, each
+        kind in one statement (or a few)."""
+        reports, self.reports = self.reports, []
+        if reports:
+            try:
+                store_reports({run.host.pk: report for run, report, _reply in reports},
+                              self.networks_cache)
+            except Exception as exc:  # the hosts' threads fail with the reason
+                log.exception("storing the reports of %d hosts", len(reports))
+                for _run, _report, reply in reports:
+                    reply[0]["error"] = f"Storing the host's state failed: {exc}"
+        host_updates, self.host_updates = self.host_updates, {}
+        _bulk_update(Host, host_updates)
+        entry_updates, self.entry_updates = self.entry_updates, {}
+        _bulk_update(JobHost, entry_updates)
+        finished, self.finished = self.finished, set()
+        if finished:
+            audit.record_job_outcomes(JobHost.objects.filter(pk__in=finished)
+                                      .select_related("host"))
+        if self.logs:
+            logs, self.logs = self.logs, []
+            JobLog.objects.bulk_create(logs)
 
     def on_done(self, run: HostRun) -> None:
         """A host's thread has nothing more to say (its last event came before this)."""
         self.done.add(run.entry_id)
 
-    # Event handlers: each writes one step.
+    # Event handlers: each records one step; `_flush` writes them.
 
-    def _entry(self, run: HostRun) -> JobHost:
-        return JobHost.objects.select_related("host").get(pk=run.entry_id)
+    def _update_entry(self, entry_id: int, **fields) -> None:
+        self.entry_updates.setdefault(entry_id, {}).update(fields)
 
     def on_log(self, run: HostRun, message: str, level: str = LogLevel.INFO) -> None:
-        # Kept and written together when the task's thread has no event waiting (see
-        # _drain): one insert for many lines.
         self.logs.append(JobLog(job=self.job, host=run.host, level=level, message=message))
 
-    def _flush_logs(self) -> None:
-        if self.logs:
-            logs, self.logs = self.logs, []
-            JobLog.objects.bulk_create(logs)
-
     def on_status(self, run: HostRun, status: str) -> None:
-        JobHost.objects.filter(pk=run.entry_id).update(status=status)
+        self._update_entry(run.entry_id, status=status)
 
     def on_host_key(self, run: HostRun, **fields) -> None:
         Host.objects.filter(pk=run.host.pk).update(**fields)
@@ -499,22 +630,14 @@ class JobRunner:
         Host.objects.filter(pk=run.host.pk).update(install_password="")
 
     def on_plan(self, run: HostRun, document: dict) -> None:
-        JobHost.objects.filter(pk=run.entry_id).update(plan={"document": document})
+        self._update_entry(run.entry_id, plan={"document": document})
         self.plans[run.entry_id] = document
 
     def on_applied(self, run: HostRun, answer: dict) -> None:
-        # One UPDATE: the plan's document is the one this runner wrote (on_plan).
-        document = self.plans.get(run.entry_id)
-        plan = {"commands": answer.get("commands") or [], "changes": answer.get("changes")}
-        transaction_id = answer.get("transaction") or ""
-        if document is not None:
-            JobHost.objects.filter(pk=run.entry_id).update(
-                plan={"document": document, **plan}, transaction=transaction_id)
-        else:
-            entry = self._entry(run)
-            entry.plan = {**entry.plan, **plan}
-            entry.transaction = transaction_id
-            entry.save(update_fields=["plan", "transaction"])
+        # The plan's document is the one this runner recorded (on_plan), before the apply.
+        plan = {"document": self.plans.get(run.entry_id),
+                "commands": answer.get("commands") or [], "changes": answer.get("changes")}
+        self._update_entry(run.entry_id, plan=plan, transaction=answer.get("transaction") or "")
         changes = answer.get("changes")
         if answer.get("status") == "unchanged":
             self.on_log(run, "The host already holds this state: no change made")
@@ -526,10 +649,9 @@ class JobRunner:
         host = Host.objects.select_related("cluster").get(pk=run.host.pk)
         if management:
             ensure_management_attachment(host)
-        entry = self._entry(run)
         options = self.job.request or {}
         return state.compile_state(
-            host, transaction=f"{self._transaction_prefix(entry.pk)}{uuid.uuid4().hex[:8]}",
+            host, transaction=self._new_transaction(run.entry_id),
             check_connectivity=options.get("check_connectivity", True),
             rollback_timeout=options.get("connectivity_timeout")
             or settings.NETPORTAL_CONNECTIVITY_TIMEOUT)
@@ -544,29 +666,24 @@ class JobRunner:
             raise StepFailed(f"The request no longer fits the host: {exc}") from None
 
     def on_previewed(self, run: HostRun, document: dict, answer: dict) -> None:
-        entry = self._entry(run)
-        entry.plan = {"document": document, "commands": answer.get("commands") or [],
-                      "changes": answer.get("changes", 0)}
-        entry.save(update_fields=["plan"])
-        self._finish(entry, JobHostStatus.COMMITTED,
+        self._update_entry(run.entry_id, plan={
+            "document": document, "commands": answer.get("commands") or [],
+            "changes": answer.get("changes", 0)})
+        self._finish(run.entry_id, JobHostStatus.COMMITTED,
                      result={"status": answer.get("status"), "changes": answer.get("changes")})
         self.on_log(run, f"Preview: {answer.get('changes', 0)} changes")
 
-    def on_report(self, run: HostRun, report: dict) -> None:
-        store_report(Host.objects.select_related("cluster").get(pk=run.host.pk), report,
-                     self.networks_cache)
-
     def on_committed(self, run: HostRun, document: dict, answer: dict) -> None:
-        Host.objects.filter(pk=run.host.pk).update(applied_state=document)
-        self._finish(self._entry(run), JobHostStatus.COMMITTED,
+        self.host_updates.setdefault(run.host.pk, {})["applied_state"] = document
+        self._finish(run.entry_id, JobHostStatus.COMMITTED,
                      result={"status": answer.get("status"), "changes": answer.get("changes")})
         self.on_log(run, "Committed")
 
     def on_refreshed(self, run: HostRun) -> None:
-        self._finish(self._entry(run), JobHostStatus.COMMITTED, result={"status": "refreshed"})
+        self._finish(run.entry_id, JobHostStatus.COMMITTED, result={"status": "refreshed"})
 
     def on_failed(self, run: HostRun, message: str, status: str, unreachable: bool) -> None:
-        self._finish(self._entry(run), status, message)
+        self._finish(run.entry_id, status, message)
         self.on_log(run, message, LogLevel.ERROR)
         host = Host.objects.get(pk=run.host.pk)
         if unreachable:
@@ -576,10 +693,24 @@ class JobRunner:
             host.status_reason = message
             host.save(update_fields=["status_reason", "updated"])
 
-    def _finish(self, entry: JobHost, status: str, error: str = "", result=None) -> None:
-        entry.status, entry.error, entry.finished = status, error, timezone.now()
-        entry.result = result or entry.result
-        entry.save(update_fields=["status", "error", "finished", "result"])
+    def _finish(self, entry_id: int, status: str, error: str = "", result=None) -> None:
+        """The entry's outcome, written (and audited) by the next `_flush`."""
+        fields = {"status": status, "error": error, "finished": timezone.now()}
+        if result is not None:
+            fields["result"] = result
+        self._update_entry(entry_id, **fields)
+        self.finished.add(entry_id)
+
+
+def _bulk_update(model, updates: dict[int, dict]) -> None:
+    """Rows' new values (pk -> {field: value}), one UPDATE per set of fields. For values
+    the audit log leaves alone (reported state, a job entry's progress; its outcome is
+    recorded by `audit.record_job_outcomes`): bulk updates send no signals."""
+    by_fields: dict[tuple, list] = defaultdict(list)
+    for pk, fields in updates.items():
+        by_fields[tuple(sorted(fields))].append(model(pk=pk, **fields))
+    for fields, rows in by_fields.items():
+        model.objects.bulk_update(rows, fields)
 
 
 # --- Writes that follow a host's report -------------------------------------------------
@@ -588,43 +719,75 @@ NIC_TYPES = ("ethernet", "veth")
 
 
 def store_report(host: Host, report: dict, networks_cache: dict | None = None) -> None:
-    """Store what the host reported: its NICs, each attachment's sync state, its status."""
-    links = {i["name"]: i for i in report.get("interfaces", [])}
-    managed = set(report.get("managed") or [])
-    nics = {n.name: n for n in host.nics.all()}
-    for name, link in links.items():
-        if link.get("type") not in NIC_TYPES or name in managed:
-            continue
-        nic = nics.pop(name, None) or HostNic(host=host, name=name)
-        values = {"mac": link.get("mac") or "", "mtu": link.get("mtu") or c.MTU_DEFAULT,
-                  "link_up": link.get("state") == "up", "speed": link.get("speed")}
-        if nic.pk is None or any(getattr(nic, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(nic, key, value)
-            nic.save()
-    for gone in nics.values():  # no longer reported: keep it only while something uses it
-        if not gone.attachments.exists() and gone.bond_id is None:
-            gone.delete()
-    default_network = state.default_route_network(host)
-    for attachment in host.attachments.select_related("network", "nic", "bond"):
-        differences = state.attachment_differences(attachment, report, default_network)
-        top = links.get(state.placement(attachment).top) or {}
-        reported = {
-            "interface": top.get("name"), "mtu": top.get("mtu"),
-            "bridged": top.get("type") == "bridge" if top else None,
-            "ipv4": top.get("ipv4") or [], "ipv6": top.get("ipv6") or [],
-        }
-        if (attachment.reported, attachment.in_sync, attachment.out_of_sync) == (
-                reported, not differences, differences):
-            continue  # unchanged: no write (a scan of a steady fleet writes little)
-        attachment.reported = reported
-        attachment.in_sync = not differences
-        attachment.out_of_sync = differences
-        attachment.save(update_fields=["reported", "in_sync", "out_of_sync", "updated"])
-    host.reported = report
-    host.last_refresh = timezone.now()
-    host.save(update_fields=["reported", "last_refresh", "updated"])
-    services.refresh_host_status(host, reachable=True, networks_cache=networks_cache)
+    """Store what one host reported (see `store_reports`)."""
+    store_reports({host.pk: report}, networks_cache)
+
+
+def store_reports(reports: dict[int, dict], networks_cache: dict | None = None) -> None:
+    """Store what hosts reported (host id -> report): their NICs, each attachment's sync
+    state, their status. The same dozen statements for one host or fifty."""
+    # The reported states stored before are replaced, not read.
+    hosts = Host.objects.select_related("cluster").defer("reported", "applied_state").in_bulk(
+        list(reports))
+    nics: dict[int, dict[str, HostNic]] = defaultdict(dict)
+    for nic in HostNic.objects.filter(host_id__in=list(hosts)):
+        nics[nic.host_id][nic.name] = nic
+    attachments: dict[int, list[NetworkAttachment]] = defaultdict(list)
+    for attachment in NetworkAttachment.objects.filter(host_id__in=list(hosts)).select_related(
+            "network", "nic", "bond"):
+        attachments[attachment.host_id].append(attachment)
+    default_networks = state.default_route_networks({h.cluster_id for h in hosts.values()})
+    now = timezone.now()
+    new_nics, changed_nics, gone_nics, changed_attachments = [], [], [], []
+    for host_id, host in hosts.items():
+        report = reports[host_id]
+        links = {i["name"]: i for i in report.get("interfaces", [])}
+        managed = set(report.get("managed") or [])
+        known = dict(nics[host_id])
+        for name, link in links.items():
+            if link.get("type") not in NIC_TYPES or name in managed:
+                continue
+            nic = known.pop(name, None) or HostNic(host=host, name=name)
+            values = {"mac": link.get("mac") or "", "mtu": link.get("mtu") or c.MTU_DEFAULT,
+                      "link_up": link.get("state") == "up", "speed": link.get("speed")}
+            if nic.pk is None or any(getattr(nic, k) != v for k, v in values.items()):
+                for key, value in values.items():
+                    setattr(nic, key, value)
+                nic.updated = now
+                (new_nics if nic.pk is None else changed_nics).append(nic)
+        # No longer reported: kept only while something uses it.
+        used = {a.nic_id for a in attachments[host_id]}
+        gone_nics += [n for n in known.values() if n.pk not in used and n.bond_id is None]
+        default_network = default_networks.get(host.cluster_id)
+        for attachment in attachments[host_id]:
+            differences = state.attachment_differences(attachment, report, default_network)
+            top = links.get(state.placement(attachment).top) or {}
+            reported = {
+                "interface": top.get("name"), "mtu": top.get("mtu"),
+                "bridged": top.get("type") == "bridge" if top else None,
+                "ipv4": top.get("ipv4") or [], "ipv6": top.get("ipv6") or [],
+            }
+            if (attachment.reported, attachment.in_sync, attachment.out_of_sync) == (
+                    reported, not differences, differences):
+                continue  # unchanged: no write (a scan of a steady fleet writes little)
+            attachment.reported = reported
+            attachment.in_sync = not differences
+            attachment.out_of_sync = differences
+            attachment.updated = now
+            changed_attachments.append(attachment)
+        host.reported, host.last_refresh, host.updated = report, now, now
+    # Reported values only: the audit log leaves them alone (portal/audit.py), so bulk
+    # writes (which send no signals) lose nothing there.
+    HostNic.objects.bulk_create(new_nics)
+    HostNic.objects.bulk_update(changed_nics, ["mac", "mtu", "link_up", "speed", "updated"])
+    for nic in gone_nics:
+        nic.delete()
+    NetworkAttachment.objects.bulk_update(changed_attachments,
+                                          ["reported", "in_sync", "out_of_sync", "updated"])
+    Host.objects.bulk_update(list(hosts.values()), ["reported", "last_refresh", "updated"])
+    data = services.hosts_rule_data(hosts.values(), networks_cache, attachments=attachments)
+    for host_id, host in hosts.items():
+        services.set_compliance_status(host, data[host_id], attachments[host_id])
 
 
 def ensure_management_attachment(host: Host) -> None:

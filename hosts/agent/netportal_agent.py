@@ -10,9 +10,10 @@ Why this file looks the way it does:
   applied, and -- built from a snapshot -- what a rollback replays.  ``ip -batch`` is an order
   of magnitude faster than per-command calls or pyroute2 (see DESIGN.md).
 * A change that may cut the portal off (``check_connectivity``) is applied as a *pending*
-  transaction guarded by a detached rollback timer.  The portal confirms over a fresh SSH
-  connection; ``confirm`` and the timer take the same file lock, so exactly one of commit or
-  rollback wins.  Only committed states are persisted (``restore`` re-applies the last one).
+  transaction guarded by a detached rollback timer.  The portal confirms on the same channel
+  (``apply --await-confirm``) or, when that channel was lost, over a fresh SSH connection;
+  ``confirm`` and the timer take the same file lock, so exactly one of commit or rollback
+  wins.  Only committed states are persisted (``restore`` re-applies the last one).
 
 Protocol: ``python3 netportal_agent.py COMMAND [--dry-run]`` with a JSON object on stdin (may be
 empty) and one JSON object on stdout.  Success: exit 0 and ``{"ok": true, ...}``.  Failure:
@@ -36,6 +37,10 @@ Commands and answers (all answers also carry "ok": true):
 * restore  -> like apply (the last committed document, no connectivity check)
 * apply --report -> the apply's answer plus "report": the `report` answer of the state the
               apply left (its verification read), saving a second run of the agent
+* apply --await-confirm -> a conversation: the document is ONE line on stdin; after a
+              ``pending`` answer (one line) the agent waits, until the deadline, for a line
+              {transaction} and answers it as ``confirm`` does (a second line).  At end of
+              input or the deadline it exits and the timer decides.
 
 Error codes: bad_request, invalid_state and not_managed (exit 2, with "problems": [...]),
 apply_failed (exit 3, with rolled_back, problems, commands), pending_transaction, busy,
@@ -59,9 +64,8 @@ import ipaddress
 import json
 import os
 import re
-import shutil
+import select
 import signal
-import subprocess
 import sys
 import time
 
@@ -246,21 +250,71 @@ class StateLock:
 # --------------------------------------------------------------------------------------------
 
 def ip_binary():
-    found = shutil.which("ip")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"):
-        if os.path.exists(candidate):
-            return candidate
+    for folder in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin",
+                                                                  "/usr/bin", "/bin"]:
+        candidate = os.path.join(folder or ".", "ip")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
     raise AgentError("no_iproute2", "the ip command (iproute2) is not installed")
 
 
-def ip_json(*args):
-    argv = [ip_binary(), "-json", *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
-    if proc.returncode != 0:
-        raise AgentError("kernel_read_failed", f"ip {' '.join(args)}: {proc.stderr.strip()}")
-    return json.loads(proc.stdout or "[]")
+def run_process(argv, input_text=None):
+    """Run ``argv`` (an absolute path first); (exit code, stdout, stderr) as text.
+
+    Its streams are memory files, not pipes, so no size of input or output can deadlock
+    it, and the agent needs no `subprocess` module: importing it (with `selectors` and
+    `threading`) was a fifth of the agent's start-up, which every host pays on every run.
+    """
+    files = [os.memfd_create(name, os.MFD_CLOEXEC) for name in ("stdin", "stdout", "stderr")]
+    try:
+        data = (input_text or "").encode()
+        while data:
+            data = data[os.write(files[0], data):]
+        os.lseek(files[0], 0, os.SEEK_SET)
+        actions = [(os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(files)]
+        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+        _pid, status = os.waitpid(pid, 0)
+        streams = []
+        for fd in files[1:]:
+            os.lseek(fd, 0, os.SEEK_SET)
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            streams.append(b"".join(chunks).decode(errors="replace"))
+        return os.waitstatus_to_exitcode(status), streams[0], streams[1]
+    finally:
+        for fd in files:
+            os.close(fd)
+
+
+def ip_json(*args, batch=None):
+    """``ip -json ARGS``; with ``batch`` (lines for ``ip -batch -``), the list of the JSON
+    documents its lines print, from ONE process (each ``ip`` started costs the host a fork
+    and an exec: the kernel read is two processes instead of four)."""
+    argv = [ip_binary(), "-json", *args] + (["-batch", "-"] if batch else [])
+    code, out, err = run_process(argv, "\n".join(batch) + "\n" if batch else None)
+    if code != 0:
+        what = " ".join(args) + (f" -batch {batch}" if batch else "")
+        raise AgentError("kernel_read_failed", f"ip {what}: {err.strip()}")
+    if not batch:
+        return json.loads(out or "[]")
+    return json_documents(out, len(batch))
+
+
+def json_documents(text, count):
+    """The ``count`` JSON documents printed one after another (what ``ip -json -batch``
+    prints for its lines)."""
+    decoder, documents, index = json.JSONDecoder(), [], 0
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text):
+            break
+        document, index = decoder.raw_decode(text, index)
+        documents.append(document)
+    if len(documents) != count:
+        raise AgentError("kernel_read_failed", f"{len(documents)} answers, not {count}")
+    return documents
 
 
 def link_type(entry):
@@ -293,15 +347,20 @@ def bond_options_from_kernel(info):
 
 
 def read_dns():
-    servers = []
     try:
         with open(resolv_conf_path(), encoding="utf-8") as handle:
-            for line in handle:
-                parts = line.split()
-                if len(parts) >= 2 and parts[0] == "nameserver":
-                    servers.append(parts[1])
+            return parse_dns(handle.read())
     except FileNotFoundError:
-        pass
+        return []
+
+
+def parse_dns(text):
+    """The nameserver addresses of a resolv.conf text."""
+    servers = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            servers.append(parts[1])
     return servers
 
 
@@ -312,10 +371,24 @@ def default_route(routes):
     return None
 
 
+# What the kernel read runs: one process for links with their details and addresses, and
+# the IPv4 default routes; a second for IPv6's (``ip -batch`` takes no per-line family).
+READ_BATCH = ("addr show", "route show default")
+READ6_ARGS = ("-6", "route", "show", "default")
+
+
 def read_kernel():
     """One consistent picture of links, addresses, default routes and DNS servers."""
-    links = ip_json("-d", "link", "show")
-    addrs = {entry["ifname"]: entry.get("addr_info", []) for entry in ip_json("addr", "show")}
+    links, routes = ip_json("-d", batch=list(READ_BATCH))
+    kernel = parse_kernel(links, routes, ip_json(*READ6_ARGS), read_dns())
+    LAST_READ[0] = kernel
+    return kernel
+
+
+def parse_kernel(links, routes, routes6, dns, speeds=None):
+    """The kernel picture from what the read printed (``ip -json`` documents, the DNS
+    servers, the links' speeds, read from sysfs here when not given): here, or in the portal
+    from the same commands run without Python on the host (`READ_SCRIPT`)."""
     result = {}
     for entry in links:
         name = entry["ifname"]
@@ -332,6 +405,7 @@ def read_kernel():
             "master": entry.get("master"), "ports": [],
             "vlan": None, "base": None, "mode": None, "options": {}, "stp": None,
             "ipv4": [], "ipv6": [],
+            "speed": read_speed(name) if speeds is None else speeds.get(name),
         }
         if kind == "vlan":
             item["vlan"] = data.get("id")
@@ -341,7 +415,7 @@ def read_kernel():
             item["options"] = bond_options_from_kernel(data)
         elif kind == "bridge":
             item["stp"] = bool(data.get("stp_state", 0))
-        for addr in addrs.get(name, []):
+        for addr in entry.get("addr_info", []):
             text = str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}"))
             record = {"address": text, "dynamic": bool(addr.get("dynamic"))}
             if addr.get("family") == "inet":
@@ -355,14 +429,8 @@ def read_kernel():
             result[master]["ports"].append(item["name"])
     for item in result.values():
         item["ports"].sort()
-    kernel = {
-        "links": result,
-        "default": default_route(ip_json("route", "show")),
-        "default6": default_route(ip_json("-6", "route", "show")),
-        "dns": read_dns(),
-    }
-    LAST_READ[0] = kernel
-    return kernel
+    return {"links": result, "default": default_route(routes),
+            "default6": default_route(routes6), "dns": dns}
 
 
 # The latest kernel read: after an apply, the verification's read is the host's new state,
@@ -384,7 +452,7 @@ def report_interface(item):
         "stp": item["stp"],
         "ipv4": v4, "dhcp": any(a["dynamic"] for a in item["ipv4"]),
         "ipv6": v6, "dhcp6": any(a["dynamic"] for a in item["ipv6"]),
-        "speed": read_speed(item["name"]),
+        "speed": item["speed"],
     }
 
 
@@ -1102,11 +1170,9 @@ def run_batch(commands, force=False):
         return
     argv = [ip_binary()] + (["-force"] if force else []) + ["-batch", "-"]
     script = "\n".join(commands) + "\n"
-    proc = subprocess.run(argv, input=script, capture_output=True, text=True,  # noqa: S603
-                          check=False)
-    if proc.returncode != 0:
-        raise AgentError("apply_failed", f"ip -batch failed: {proc.stderr.strip()}",
-                         exit_code=3)
+    code, _out, err = run_process(argv, script)
+    if code != 0:
+        raise AgentError("apply_failed", f"ip -batch failed: {err.strip()}", exit_code=3)
 
 
 def write_dns(servers):
@@ -1304,12 +1370,12 @@ def start_timer(txid, seconds):
     # module, from bytecode): a confirmed change never pays for a second interpreter
     # (measured: 30 ms of host CPU per apply).  The command line keeps the script's path,
     # "_timer" and the transaction id, as pid_is_timer expects.
-    proc = subprocess.Popen(["/bin/sh", "-c", TIMER_SHELL, script, "_timer", txid,  # noqa: S603
-                             str(seconds), sys.executable],
-                            start_new_session=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            close_fds=True)
-    return proc.pid
+    # Its standard streams are /dev/null: holding the SSH channel's would keep the session
+    # open until the timer ends (the agent's own files are close-on-exec).
+    quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    return os.posix_spawn("/bin/sh", ["/bin/sh", "-c", TIMER_SHELL, script, "_timer", txid,
+                                      str(seconds), sys.executable],
+                          os.environ, file_actions=quiet, setsid=True)
 
 
 # $0 the agent's path, $1 "_timer", $2 the transaction, $3 seconds, $4 the Python binary.
@@ -1555,13 +1621,80 @@ def cmd_report(_payload):
     return report_of(read_kernel())
 
 
-def report_of(kernel):
-    """The `report` answer for a kernel read."""
+def report_of(kernel, managed=None):
+    """The `report` answer for a kernel read (and the managed list, read now if not given)."""
     interfaces = sorted(kernel["links"].values(), key=lambda i: i["ifindex"] or 0)
     return {"ok": True, "agent": AGENT_VERSION,
             "interfaces": [report_interface(i) for i in interfaces],
             "routes": {"default": kernel["default"], "default6": kernel["default6"]},
-            "dns": kernel["dns"], "managed": load_managed()}
+            "dns": kernel["dns"], "managed": load_managed() if managed is None else managed}
+
+
+# --------------------------------------------------------------------------------------------
+# The same read without Python on the host
+# --------------------------------------------------------------------------------------------
+
+# A drift scan or a resync that changes nothing need no agent run on the host: the portal runs
+# this shell script (the kernel read's own `ip` commands, and the state files, read as they
+# are, like `report` does) and parses its output with this file's functions (`parse_read`),
+# so the answer is the one the agent would give.  Sections are separated by an ASCII record
+# separator, which neither `ip -json` nor a JSON file nor resolv.conf holds.
+SEPARATOR = "\x1e"
+READ_SCRIPT = (
+    'PATH="$PATH:/usr/sbin:/sbin"; s="${NETPORTAL_STATE_DIR:-/var/lib/netportal}"; '
+    'sep() { printf "\\n\\036\\n"; }; '
+    "printf '" + "\\n".join(READ_BATCH) + "\\n' | ip -json -d -batch - || exit 3; sep; "
+    "ip -json " + " ".join(READ6_ARGS) + " || exit 3; sep; "
+    'cat "${NETPORTAL_RESOLV_CONF:-/etc/resolv.conf}" 2>/dev/null; sep; '
+    'cat "$s/managed.json" 2>/dev/null; sep; '
+    'test -e "$s/pending.json" && echo pending; sep; '
+    'cat "$s/committed.json" 2>/dev/null; sep; '
+    "grep -s -H . /sys/class/net/*/speed; exit 0"
+)
+
+
+def parse_read(text):
+    """`READ_SCRIPT`'s output -> {kernel, managed, pending (bool), committed (or None)}."""
+    sections = text.split(SEPARATOR)
+    if len(sections) != 7:
+        raise AgentError("kernel_read_failed", f"{len(sections)} sections, not 7")
+    batch, routes6, resolv, managed, pending, committed, speed_lines = sections
+    links, routes = json_documents(batch, len(READ_BATCH))
+    speeds = {}
+    for line in speed_lines.splitlines():  # /sys/class/net/NAME/speed:VALUE
+        path, _, value = line.rpartition(":")
+        name = path.split("/")[-2] if path.count("/") >= 2 else ""
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        speeds[name] = number if number > 0 else None
+    kernel = parse_kernel(links, routes, json.loads(routes6), parse_dns(resolv), speeds)
+    return {"kernel": kernel,
+            "managed": list(json.loads(managed)) if managed.strip() else [],
+            "pending": pending.strip() == "pending",
+            "committed": json.loads(committed) if committed.strip() else None}
+
+
+def unchanged_by(raw, read):
+    """True when applying ``raw`` to the host ``read`` found (`parse_read`) would change
+    nothing, the kernel nor the agent's files: what `apply_document` answers ``unchanged``
+    for, with nothing pending and the same document already committed.  Anything else
+    (an invalid document included) is False: the agent then applies, and judges."""
+    doc, problems = validate_document(raw)
+    if problems or read["pending"]:
+        return False
+    kernel, managed = read["kernel"], read["managed"]
+    problems, refused = check_against_kernel(doc, kernel, managed)
+    if problems or refused or any(name not in kernel["links"] for name in managed):
+        return False
+    if verify(doc, kernel, removed_names(doc, kernel, managed)):
+        return False
+    committed = dict((read["committed"] or {}).get("document") or {})
+    wanted = denormalize(stored_document(doc))
+    committed.pop("transaction", None)
+    wanted.pop("transaction", None)
+    return committed == wanted
 
 
 def timer_main(txid, seconds):
@@ -1580,42 +1713,98 @@ COMMANDS = {"report": cmd_report, "confirm": cmd_confirm, "rollback": cmd_rollba
             "status": cmd_status, "restore": cmd_restore}
 
 
+def read_line(fd, timeout):
+    """One line from ``fd`` (bytes, newline stripped), or None at end of input or timeout.
+
+    Read with os.read, not through sys.stdin's buffer: a conversation's later line must not
+    sit in a buffer that select() cannot see."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data or None
+        data += chunk
+    return data[:-1]
+
+
+def answer_of(call):
+    """Run ``call``; its answer and exit code, errors answered as JSON (never a traceback)."""
+    try:
+        return call(), 0
+    except AgentError as exc:
+        error = {"code": exc.code, "message": exc.message}
+        error.update(exc.extra)
+        return {"ok": False, "error": error}, exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the portal must always get JSON back
+        return {"ok": False, "error": {"code": "internal_error",
+                                       "message": f"{type(exc).__name__}: {exc}"}}, 1
+
+
+def say(answer):
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+
+
+def parse_payload(text):
+    try:
+        return json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise AgentError("bad_request", f"input is not JSON: {exc}", exit_code=2) from exc
+
+
+def await_confirm(answer):
+    """``apply --await-confirm``: after answering ``pending``, wait on the same channel for
+    the portal's confirmation (a line ``{"transaction": ...}``) until the deadline.
+
+    The pending answer reaching the portal and its confirmation coming back prove the
+    round trip after the change, without a second connection or a second start of the
+    agent on the host. At end of input or at the deadline, nothing happens here: the
+    rollback timer decides (or the portal confirms later, over a new connection)."""
+    remaining = answer["deadline"] - time.time()
+    line = read_line(sys.stdin.fileno(), max(0.0, remaining))
+    if line is None:
+        return None, 0
+    return answer_of(lambda: cmd_confirm(parse_payload(line.decode())))
+
+
 def main(argv):
     if len(argv) >= 4 and argv[1] == "_timer":
         return timer_main(argv[2], argv[3])
     args = [a for a in argv[1:] if not a.startswith("--")]
     flags = [a for a in argv[1:] if a.startswith("--")]
-    try:
+    conversation = "--await-confirm" in flags
+
+    def run():
         if len(args) != 1 or (args[0] not in COMMANDS and args[0] != "apply"):
             names = "|".join(sorted(COMMANDS))
             raise AgentError("bad_request",
-                             f"usage: netportal_agent.py {{apply [--dry-run]|{names}}}",
-                             exit_code=2)
-        if set(flags) - {"--dry-run", "--report"}:
+                             f"usage: netportal_agent.py {{apply [--dry-run] [--report] "
+                             f"[--await-confirm]|{names}}}", exit_code=2)
+        if set(flags) - {"--dry-run", "--report", "--await-confirm"}:
             raise AgentError("bad_request", f"unknown flags {flags}", exit_code=2)
-        text = sys.stdin.read() if not sys.stdin.isatty() else ""
-        try:
-            payload = json.loads(text) if text.strip() else {}
-        except ValueError as exc:
-            raise AgentError("bad_request", f"input is not JSON: {exc}", exit_code=2) from exc
-        if args[0] == "apply":
-            answer = apply_document(payload, dry_run="--dry-run" in flags)
-            if "--report" in flags and LAST_READ[0] is not None:
-                # The state the apply left (its last kernel read), as `report` answers it.
-                answer["report"] = report_of(LAST_READ[0])
+        if conversation:  # the document is the first line; the confirmation may follow
+            text = (read_line(sys.stdin.fileno(), LOCK_WAIT) or b"").decode()
         else:
-            answer = COMMANDS[args[0]](payload)
-        code = 0
-    except AgentError as exc:
-        error = {"code": exc.code, "message": exc.message}
-        error.update(exc.extra)
-        answer, code = {"ok": False, "error": error}, exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the portal must always get JSON back
-        answer = {"ok": False, "error": {"code": "internal_error",
-                                         "message": f"{type(exc).__name__}: {exc}"}}
-        code = 1
-    sys.stdout.write(json.dumps(answer) + "\n")
-    sys.stdout.flush()
+            text = sys.stdin.read() if not sys.stdin.isatty() else ""
+        payload = parse_payload(text)
+        if args[0] != "apply":
+            return COMMANDS[args[0]](payload)
+        answer = apply_document(payload, dry_run="--dry-run" in flags)
+        if "--report" in flags and LAST_READ[0] is not None:
+            # The state the apply left (its last kernel read), as `report` answers it.
+            answer["report"] = report_of(LAST_READ[0])
+        return answer
+
+    answer, code = answer_of(run)
+    say(answer)
+    if conversation and answer.get("status") == "pending":
+        confirmed, code = await_confirm(answer)
+        if confirmed is not None:
+            say(confirmed)
     return code
 
 

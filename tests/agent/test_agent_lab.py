@@ -250,6 +250,90 @@ def test_confirm_and_timer_never_both_win(lab):
         assert status["committed"] is None and lab.link(host, "lab_vm") is None
 
 
+def assert_committed_timer_gone(lab, host, timer, txid):
+    """After a confirmation: the rollback timer ends, `txid` is committed, nothing pends,
+    and networks_doc's bridge holds eth1."""
+    deadline = time.monotonic() + 3
+    while labmod.pid_alive(timer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not labmod.pid_alive(timer)
+    status = ok(lab, host, "status")
+    assert status["pending"] is None and status["committed"] == txid
+    assert status["managed"] == ["lab_vm"]
+    assert master(lab, host, "eth1") == "lab_vm"
+
+
+def converse(lab, host, document):
+    """``apply --await-confirm`` inside the host, its pipes held open: (process, first
+    answer). The caller sends the next line (or closes stdin) and reads the rest."""
+    argv = [labmod.IP, "netns", "exec", host.namespace, "env", "-i", *lab.agent_env(host),
+            labmod.HOST_PYTHON, str(labmod.AGENT), "apply", "--report", "--await-confirm"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(json.dumps(document) + "\n")
+    proc.stdin.flush()
+    return proc, json.loads(proc.stdout.readline())
+
+
+def test_confirm_on_the_same_channel_commits_and_ends_the_timer(lab):
+    """The conversation the portal holds: one agent process answers pending, then takes the
+    confirmation on its stdin and commits; the timer is gone, nothing is left pending."""
+    host = lab.hosts[0]
+    doc = dict(networks_doc(host, "tx-conv"), check_connectivity=True, rollback_timeout=30)
+    proc, first = converse(lab, host, doc)
+    try:
+        assert first["status"] == "pending" and first["transaction"] == "tx-conv"
+        assert any(i["name"] == "lab_vm" for i in first["report"]["interfaces"])
+        timer = ok(lab, host, "status")["pending"]["timer_pid"]
+        assert labmod.pid_alive(timer)
+        out, err = proc.communicate(json.dumps({"transaction": "tx-conv"}) + "\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {"ok": True, "status": "committed", "transaction": "tx-conv"}
+    assert_committed_timer_gone(lab, host, timer, "tx-conv")
+
+
+def test_conversation_ended_without_confirmation_leaves_it_to_the_timer(lab):
+    """Input ends after the pending answer (the portal's channel was lost): the agent exits
+    at once with nothing more to say, and the timer rolls the change back."""
+    host = lab.hosts[1]
+    doc = dict(networks_doc(host, "tx-lost"), check_connectivity=True, rollback_timeout=2)
+    proc, first = converse(lab, host, doc)
+    try:
+        assert first["status"] == "pending"
+        out, _err = proc.communicate("", timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out == ""
+    assert lab.link(host, "lab_vm") is not None  # still pending
+    deadline = time.monotonic() + 10
+    while lab.link(host, "lab_vm") is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lab.link(host, "lab_vm") is None
+    status = ok(lab, host, "status")
+    assert status["pending"] is None and status["committed"] is None
+
+
+def test_confirmation_of_another_transaction_on_the_channel_is_refused(lab):
+    host = lab.hosts[2]
+    doc = dict(networks_doc(host, "tx-mine"), check_connectivity=True, rollback_timeout=30)
+    proc, first = converse(lab, host, doc)
+    try:
+        assert first["status"] == "pending"
+        out, _err = proc.communicate(json.dumps({"transaction": "tx-other"}) + "\n",
+                                     timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert json.loads(out)["error"]["code"] == "unknown_transaction"
+    assert ok(lab, host, "status")["pending"]["transaction"] == "tx-mine"
+    assert ok(lab, host, "rollback", {"transaction": "tx-mine"})["status"] == "rolled_back"
+
+
 def test_hand_change_is_reported_and_restore_brings_back_the_committed_state(lab):
     host = lab.hosts[0]
     ok(lab, host, "apply", networks_doc(host, "tx-restore"))
@@ -266,6 +350,62 @@ def test_hand_change_is_reported_and_restore_brings_back_the_committed_state(lab
     assert lab.addresses(host, "lab_vm") == [net_ip(host, 1)]
     # The document named no MTU, so the hand-set MTU stays: restore is not a reset.
     assert lab.link(host, "eth1")["mtu"] == 1400
+
+
+def read_without_agent(lab, host, agent_module):
+    """The agent's READ_SCRIPT run in the host as sshd would run it, parsed by the agent's
+    code outside the host (what the portal does for scans and resyncs)."""
+    proc = lab.exec(host, ["env", "-i", *lab.agent_env(host), "sh", "-c",
+                           agent_module.READ_SCRIPT])
+    assert proc.returncode == 0, proc.stderr
+    return agent_module.parse_read(proc.stdout)
+
+
+def test_read_without_the_agent_is_the_agents_own_report(lab, agent_module):
+    """A host with a bridge, a non-VM network, a default route and DNS: the shell read
+    parsed outside gives exactly the agent's `report`, its managed list and committed
+    state, without a Python process on the host."""
+    host = lab.hosts[0]
+    doc = dict(networks_doc(host, "tx-read"), dns=["198.18.0.53"],
+               routes={"default": {"gateway": str(lab.gateway), "interface": "eth0"}})
+    ok(lab, host, "apply", doc)
+    read = read_without_agent(lab, host, agent_module)
+    report = ok(lab, host, "report")
+    assert agent_module.report_of(read["kernel"], read["managed"]) == report
+    assert report["dns"] == ["198.18.0.53"] and report["routes"]["default"] is not None
+    assert read["managed"] == ["lab_vm"] and read["pending"] is False
+    assert read["committed"]["transaction"] == "tx-read"
+
+
+def test_unchanged_judged_from_the_read_as_the_agent_judges(lab, agent_module):
+    """`unchanged_by` says "no change" exactly when the agent would answer unchanged and has
+    the same document committed; a hand change, a new document or a pending transaction
+    each make it False."""
+    host = lab.hosts[1]
+    doc = networks_doc(host, "tx-same")
+    ok(lab, host, "apply", doc)
+    again = networks_doc(host, "tx-same-2")
+    assert agent_module.unchanged_by(again, read_without_agent(lab, host, agent_module))
+    answer = ok(lab, host, "apply", again)  # and the agent agrees
+    assert answer["status"] == "unchanged" and answer["changes"] == 0
+
+    other = document("tx-other", [*networks_doc(host, "x")["interfaces"],
+                                  {"name": "eth3", "type": "ethernet", "state": "up",
+                                   "mtu": 1400}])
+    assert not agent_module.unchanged_by(other, read_without_agent(lab, host, agent_module))
+
+    lab.exec(host, ["ip", "address", "flush", "dev", "lab_vm"], check=True)
+    assert not agent_module.unchanged_by(again, read_without_agent(lab, host, agent_module))
+    ok(lab, host, "apply", networks_doc(host, "tx-repair"))
+
+    pending = dict(networks_doc(host, "tx-pending"), check_connectivity=True)
+    assert ok(lab, host, "apply", pending)["status"] == "unchanged"  # nothing to change...
+    lab.exec(host, ["ip", "address", "flush", "dev", "eth2"], check=True)
+    assert ok(lab, host, "apply", dict(pending, transaction="tx-p2"))["status"] == "pending"
+    read = read_without_agent(lab, host, agent_module)
+    assert read["pending"] is True
+    assert not agent_module.unchanged_by(networks_doc(host, "tx-p3"), read)
+    assert ok(lab, host, "rollback", {"transaction": "tx-p2"})["status"] == "rolled_back"
 
 
 def test_default_route_and_dns(lab):
@@ -357,14 +497,7 @@ def test_over_ssh_apply_pending_then_confirm_on_a_fresh_connection(lab, client_k
     finally:
         client.close()
     assert rc == 0 and json.loads(out)["status"] == "committed", out + err
-    deadline = time.monotonic() + 3
-    while labmod.pid_alive(timer) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not labmod.pid_alive(timer)
-    status = ok(lab, host, "status")
-    assert status["pending"] is None and status["committed"] == "tx-ssh"
-    assert status["managed"] == ["lab_vm"]
-    assert master(lab, host, "eth1") == "lab_vm"
+    assert_committed_timer_gone(lab, host, timer, "tx-ssh")
 
 
 def test_ssh_refuses_unknown_or_changed_host_keys_and_unreachable_hosts(lab, client_key):

@@ -67,8 +67,10 @@ def test_host_unreachable_mid_fan_out_fails_alone_and_a_retry_succeeds(lab, clus
 
 
 INTERRUPTING_IP = """#!/bin/sh
-# Fault injection: the first `ip -batch` runs only part of its script, then kills the agent
-# that started it (SIGKILL: no cleanup). Every later call is the real ip.
+# Fault injection: the first `ip -batch` that changes the kernel (not a -json read) runs only
+# part of its script, then kills the agent that started it (SIGKILL: no cleanup). Every
+# other call is the real ip.
+case " $* " in *" -json "*) exec /usr/sbin/ip "$@" ;; esac
 for arg in "$@"; do
   if [ "$arg" = "-batch" ] && [ ! -e "$FAULT_MARK" ]; then
     : > "$FAULT_MARK"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -99,6 +100,13 @@ def test_networks_reach_three_hosts_and_hosts_ping_each_other(lab, cluster):
             {"network": "storage", "interface": "eth2", "ipv4": static(f"198.19.2.{10 + i}")},
         ])
         assert job.status == JobStatus.COMMITTED, list(job.logs.values_list("message"))
+        # Confirmed on the apply's own channel: no second connection, no fresh confirm.
+        messages = list(job.logs.values_list("message", flat=True))
+        assert "Applied; confirming connectivity on the same connection" in messages
+        assert not [m for m in messages if "fresh connection" in m], messages
+        entry = job.hosts.get()
+        agent_log = (Path(lab.hosts[i].state_dir) / "agent.log").read_text()
+        assert f"transaction {entry.transaction} confirmed" in agent_log
     for i in range(3):
         bridge = link(lab, i, "lab_vm")
         assert bridge["linkinfo"]["info_kind"] == "bridge"
@@ -130,10 +138,20 @@ def test_networks_reach_three_hosts_and_hosts_ping_each_other(lab, cluster):
 
 def test_unchanged_state_reapplied_makes_zero_changes(lab, cluster):
     host = add_host(lab, 0, cluster)
+    committed = Path(lab.hosts[0].state_dir) / "committed.json"
+    installed = json.loads(committed.read_text())["transaction"]
     job = wait_job(host_services.sync_hosts([host]))
     entry = job.hosts.get()
     assert entry.status == JobHostStatus.COMMITTED
     assert entry.result["status"] == "unchanged" and entry.result["changes"] == 0
+    # Judged from a read of the host with the agent's own code in the worker, so the agent
+    # did not run: an unchanged apply by the agent would have committed the new transaction.
+    assert json.loads(committed.read_text())["transaction"] == installed
+    assert entry.transaction == installed
+    assert "The host already holds this state: no change made" in job.logs.values_list(
+        "message", flat=True)
+    host.refresh_from_db()
+    assert host.status == HostStatus.UP and host.last_refresh >= job.started
 
 
 def test_change_cutting_the_management_address_is_rolled_back_by_the_host(lab, cluster):
@@ -146,6 +164,9 @@ def test_change_cutting_the_management_address_is_rolled_back_by_the_host(lab, c
     entry = job.hosts.get()
     assert entry.status == JobHostStatus.ROLLED_BACK, entry.error
     assert "rolled it back" in entry.error
+    # The apply's channel died with the address: the portal fell back to a new connection.
+    messages = list(job.logs.values_list("message", flat=True))
+    assert "Confirming connectivity over a fresh connection" in messages, messages
     assert f"{lab.hosts[1].address}/{prefix}" in ipv4(link(lab, 1, "ovirtmgmt"))
 
 
@@ -189,6 +210,8 @@ def test_hand_change_shows_out_of_sync_and_sync_repairs_it(lab, cluster):
     assert {"property": "mtu", "wanted": 1500, "reported": 1400} in attachment.out_of_sync
     job = wait_job(host_services.sync_hosts([host]))
     assert job.status == JobStatus.COMMITTED
+    # The read before the apply found the drift, so the agent applied the repair.
+    assert job.hosts.get().result["changes"] >= 1
     attachment.refresh_from_db()
     assert attachment.in_sync, attachment.out_of_sync
     assert link(lab, 0, "lab_vm")["mtu"] == 1500

@@ -220,6 +220,10 @@ def test_vlans_on_a_bond_with_a_vm_bridge_and_a_non_vm_network(conn):
     assert report["eth1"]["master"] == "bond0" and report["eth1"]["vlan"] is None
     assert sorted(conn.agent("status")["managed"]) == ["bond0", "bond0.100", "bond0.200",
                                                        "vmnet"]
+    # The portal's read without Python on the host (scans, resyncs) parses to exactly the
+    # agent's report on this real kernel: bond modes and options, VLANs, IPv6.
+    agent_report = conn.agent("report")
+    assert conn.report() == agent_report
 
 
 def test_unchanged_reapply_changes_nothing(conn):
@@ -228,6 +232,8 @@ def test_unchanged_reapply_changes_nothing(conn):
     assert conn.agent("apply", full_stack("same-1"))["status"] == "committed"
     before = stable_view(kernel_links(conn))
 
+    read = conn.read_state()
+    assert ssh.agent_module().unchanged_by(full_stack("same-2"), read)  # judged as the agent does
     again = conn.agent("apply", full_stack("same-2"))
     assert (again["status"], again["changes"], again["commands"]) == ("unchanged", 0, [])
     dry = conn.agent("apply", {**full_stack("same-3"), "dry_run": True})

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -580,27 +580,31 @@ class JobRunner:
     def _flush(self) -> None:
         """Write what the handled events changed: every report, then the hosts' and the
         entries' new values, the audit records of finished entries and the log lines, each
-        kind in one statement (or a few)."""
+        kind in one statement (or a few), all in one transaction (one commit, not one per
+        statement). The reports are stored in a savepoint of their own: when that fails,
+        their hosts fail with the reason and the rest is still written."""
         reports, self.reports = self.reports, []
-        if reports:
-            try:
-                store_reports({run.host.pk: report for run, report, _reply in reports},
-                              self.networks_cache)
-            except Exception as exc:  # the hosts' threads fail with the reason
-                log.exception("storing the reports of %d hosts", len(reports))
-                for _run, _report, reply in reports:
-                    reply[0]["error"] = f"Storing the host's state failed: {exc}"
         host_updates, self.host_updates = self.host_updates, {}
-        _bulk_update(Host, host_updates)
         entry_updates, self.entry_updates = self.entry_updates, {}
-        _bulk_update(JobHost, entry_updates)
         finished, self.finished = self.finished, set()
-        if finished:
-            audit.record_job_outcomes(JobHost.objects.filter(pk__in=finished)
-                                      .select_related("host"))
-        if self.logs:
-            logs, self.logs = self.logs, []
-            JobLog.objects.bulk_create(logs)
+        logs, self.logs = self.logs, []
+        with transaction.atomic():
+            if reports:
+                try:
+                    with transaction.atomic():
+                        store_reports({run.host.pk: report for run, report, _reply in reports},
+                                      self.networks_cache)
+                except Exception as exc:  # the hosts' threads fail with the reason
+                    log.exception("storing the reports of %d hosts", len(reports))
+                    for _run, _report, reply in reports:
+                        reply[0]["error"] = f"Storing the host's state failed: {exc}"
+            _bulk_update(Host, host_updates)
+            _bulk_update(JobHost, entry_updates)
+            if finished:
+                audit.record_job_outcomes(JobHost.objects.filter(pk__in=finished)
+                                          .select_related("host"))
+            if logs:
+                JobLog.objects.bulk_create(logs)
 
     def on_done(self, run: HostRun) -> None:
         """A host's thread has nothing more to say (its last event came before this)."""
@@ -703,14 +707,30 @@ class JobRunner:
 
 
 def _bulk_update(model, updates: dict[int, dict]) -> None:
-    """Rows' new values (pk -> {field: value}), one UPDATE per set of fields. For values
-    the audit log leaves alone (reported state, a job entry's progress; its outcome is
-    recorded by `audit.record_job_outcomes`): bulk updates send no signals."""
+    """Rows' new values (pk -> {field: value}): one parametrized UPDATE per set of fields,
+    sent for all rows at once (``executemany``: psycopg pipelines them). For values the
+    audit log leaves alone (reported state, a job entry's progress; its outcome is recorded
+    by `audit.record_job_outcomes`): like Django's ``bulk_update``, it sends no signals,
+    without building a ``CASE WHEN`` expression per row and field (measured: 0.3 s of the
+    task's thread for one job over 50 hosts)."""
     by_fields: dict[tuple, list] = defaultdict(list)
     for pk, fields in updates.items():
-        by_fields[tuple(sorted(fields))].append(model(pk=pk, **fields))
-    for fields, rows in by_fields.items():
-        model.objects.bulk_update(rows, fields)
+        by_fields[tuple(sorted(fields))].append((pk, fields))
+    meta, quote = model._meta, connection.ops.quote_name
+    for names, rows in by_fields.items():
+        columns = [meta.get_field(name) for name in names]
+        sql = (f"UPDATE {quote(meta.db_table)} SET "
+               + ", ".join(f"{quote(column.column)} = %s" for column in columns)
+               + f" WHERE {quote(meta.pk.column)} = %s")
+        params = [[column.get_db_prep_save(fields[column.name], connection)
+                   for column in columns] + [pk] for pk, fields in rows]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+
+
+def _rows(objects, names: list[str]) -> dict[int, dict]:
+    """Model instances as `_bulk_update`'s updates of the fields ``names``."""
+    return {obj.pk: {name: getattr(obj, name) for name in names} for obj in objects}
 
 
 # --- Writes that follow a host's report -------------------------------------------------
@@ -779,12 +799,12 @@ def store_reports(reports: dict[int, dict], networks_cache: dict | None = None) 
     # Reported values only: the audit log leaves them alone (portal/audit.py), so bulk
     # writes (which send no signals) lose nothing there.
     HostNic.objects.bulk_create(new_nics)
-    HostNic.objects.bulk_update(changed_nics, ["mac", "mtu", "link_up", "speed", "updated"])
+    _bulk_update(HostNic, _rows(changed_nics, ["mac", "mtu", "link_up", "speed", "updated"]))
     for nic in gone_nics:
         nic.delete()
-    NetworkAttachment.objects.bulk_update(changed_attachments,
-                                          ["reported", "in_sync", "out_of_sync", "updated"])
-    Host.objects.bulk_update(list(hosts.values()), ["reported", "last_refresh", "updated"])
+    _bulk_update(NetworkAttachment, _rows(changed_attachments,
+                                          ["reported", "in_sync", "out_of_sync", "updated"]))
+    _bulk_update(Host, _rows(hosts.values(), ["reported", "last_refresh", "updated"]))
     data = services.hosts_rule_data(hosts.values(), networks_cache, attachments=attachments)
     for host_id, host in hosts.items():
         services.set_compliance_status(host, data[host_id], attachments[host_id])

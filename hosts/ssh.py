@@ -52,17 +52,20 @@ PREFERRED_KEX = ("curve25519-sha256@libssh.org", "curve25519-sha256")
 
 
 _agent_module = None
+_agent_module_lock = threading.Lock()
 
 
 def agent_module():
     """The agent's code as a module of this process: the portal parses what a host's
-    kernel read prints with the very functions the agent runs there."""
+    kernel read prints with the very functions the agent runs there. Loaded once, by the
+    first of the host threads that needs it."""
     global _agent_module
-    if _agent_module is None:
-        spec = importlib.util.spec_from_file_location("netportal_agent", AGENT_PATH)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _agent_module = module
+    with _agent_module_lock:
+        if _agent_module is None:
+            spec = importlib.util.spec_from_file_location("netportal_agent", AGENT_PATH)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _agent_module = module
     return _agent_module
 
 

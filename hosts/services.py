@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from hosts.choices import (
@@ -502,19 +503,29 @@ def set_compliance_status(host: Host, data: rules.HostData,
     return host
 
 
-def cluster_network_status(cluster: Cluster) -> dict[str, bool]:
-    """Per network of the cluster, whether it is operational (RULES.md: a required network
-    is non-operational while an Up host lacks it)."""
-    up_hosts = list(cluster.hosts.filter(status=HostStatus.UP).values_list("pk", "name"))
-    carried = defaultdict(set)
-    for host_id, network_id in NetworkAttachment.objects.filter(
-            host__in=[pk for pk, _ in up_hosts]).values_list("host_id", "network_id"):
-        carried[network_id].add(host_id)
-    status = {}
-    for row in cluster.cluster_networks.select_related("network"):
-        lacking = [name for pk, name in up_hosts if pk not in carried[row.network_id]]
-        status[row.network.name] = rules.required_network_operational(row.required, lacking)
-    return status
+def cluster_network_status(cluster: Cluster) -> list[ClusterNetwork]:
+    """The cluster's network assignments, each with ``operational`` set (RULES.md: a
+    required network is non-operational while an Up host lacks it).
+
+    One query returns only the (network, host) pairs that lack, usually none. An optional
+    network is operational whatever the hosts carry, so its hosts are not read at all;
+    building every network's list in Python was 300 networks x 200 hosts at 2,000 hosts.
+    """
+    carried = NetworkAttachment.objects.filter(host=OuterRef("pk"),
+                                               network=OuterRef("required_network"))
+    pairs = (Host.objects.filter(cluster=cluster, status=HostStatus.UP,
+                                 cluster__cluster_networks__required=True)
+             .annotate(required_network=F("cluster__cluster_networks__network"))
+             .filter(~Exists(carried)).order_by("name")
+             .values_list("required_network", "name"))
+    lacking: dict[int, list[str]] = defaultdict(list)
+    for network_id, name in pairs:
+        lacking[network_id].append(name)
+    rows = list(cluster.cluster_networks.select_related("network"))
+    for row in rows:
+        row.operational = rules.required_network_operational(row.required,
+                                                             lacking[row.network_id])
+    return rows
 
 
 # --- Hosts ------------------------------------------------------------------------------

@@ -738,11 +738,6 @@ def _rows(objects, names: list[str]) -> dict[int, dict]:
 NIC_TYPES = ("ethernet", "veth")
 
 
-def store_report(host: Host, report: dict, networks_cache: dict | None = None) -> None:
-    """Store what one host reported (see `store_reports`)."""
-    store_reports({host.pk: report}, networks_cache)
-
-
 def store_reports(reports: dict[int, dict], networks_cache: dict | None = None) -> None:
     """Store what hosts reported (host id -> report): their NICs, each attachment's sync
     state, their status. The same dozen statements for one host or fifty."""

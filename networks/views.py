@@ -6,13 +6,14 @@ Writes go through networks/services.py; the base views turn refusals into field 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views import View
 
+from hosts import services as host_services
 from hosts.models import Host
-from networks import filtersets, forms, rules, services, tables
+from networks import filtersets, forms, services, tables
 from networks.models import Cluster, ClusterNetwork, DataCenter, Network
 from portal.errors import RuleViolationError
 from portal.views import (
@@ -73,30 +74,6 @@ class ClusterListView(ObjectListView):
     filter_fields = ("datacenter",)
 
 
-def up_hosts_lacking(cluster: Cluster) -> dict[int, list[str]]:
-    """Per required network of ``cluster`` (by network id), the names of its Up hosts that
-    do not carry it: what `rules.required_network_operational` judges.
-
-    One query returns only the (network, host) pairs that lack, usually none. An optional
-    network is operational whatever the hosts carry, so its hosts are not read at all;
-    building every network's list in Python was 300 networks x 200 hosts at 2,000 hosts.
-    """
-    from hosts.choices import HostStatus
-    from hosts.models import NetworkAttachment
-
-    carried = NetworkAttachment.objects.filter(host=OuterRef("pk"),
-                                               network=OuterRef("required_network"))
-    pairs = (Host.objects.filter(cluster=cluster, status=HostStatus.UP,
-                                 cluster__cluster_networks__required=True)
-             .annotate(required_network=F("cluster__cluster_networks__network"))
-             .filter(~Exists(carried)).order_by("name")
-             .values_list("required_network", "name"))
-    lacking: dict[int, list[str]] = {}
-    for network_id, name in pairs:
-        lacking.setdefault(network_id, []).append(name)
-    return lacking
-
-
 class ClusterView(ObjectView):
     model = Cluster
     queryset = Cluster.objects.select_related("datacenter")
@@ -104,12 +81,7 @@ class ClusterView(ObjectView):
     hosts_shown = 20  # the rest are one click away, on the host list filtered by cluster
 
     def extra_context_for(self, obj):
-        lacking = up_hosts_lacking(obj)
-        rows = list(obj.cluster_networks.select_related("network"))
-        for row in rows:
-            row.operational = rules.required_network_operational(
-                row.required, lacking.get(row.network_id, []))
-        return {"assignments": rows,
+        return {"assignments": host_services.cluster_network_status(obj),
                 "hosts": obj.hosts.order_by("name")[:self.hosts_shown],
                 "host_count": obj.hosts.count(),
                 "can_manage": self.request.user.has_perm("networks.change_clusternetwork")}

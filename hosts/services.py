@@ -57,28 +57,56 @@ def host_rule_data(host: Host, networks_cache: dict | None = None) -> rules.Host
     return hosts_rule_data([host], networks_cache)[host.pk]
 
 
+@dataclass
+class HostRows:
+    """A host's NIC, bond and attachment rows (attachments with network, NIC and bond)."""
+
+    nics: list = field(default_factory=list)
+    bonds: list = field(default_factory=list)
+    attachments: list = field(default_factory=list)
+
+
+def load_host_rows(ids: Iterable[int]) -> dict[int, HostRows]:
+    """The rows of several hosts (by host id), one query per table whatever their number."""
+    rows = {pk: HostRows() for pk in ids}
+    for nic in HostNic.objects.filter(host_id__in=list(rows)).order_by("pk"):
+        rows[nic.host_id].nics.append(nic)
+    for bond in Bond.objects.filter(host_id__in=list(rows)).order_by("pk"):
+        rows[bond.host_id].bonds.append(bond)
+    for attachment in NetworkAttachment.objects.filter(host_id__in=list(rows)).select_related(
+            "network", "nic", "bond"):
+        rows[attachment.host_id].attachments.append(attachment)
+    return rows
+
+
 def hosts_rule_data(hosts: Iterable[Host], networks_cache: dict | None = None, *,
-                    attachments: dict[int, list[NetworkAttachment]] | None = None
-                    ) -> dict[int, rules.HostData]:
+                    attachments: dict[int, list[NetworkAttachment]] | None = None,
+                    rows: dict[int, HostRows] | None = None) -> dict[int, rules.HostData]:
     """Several hosts as the rules see them (by host id), in the same few queries whatever
     their number: a worker storing fifty reports at once reads each table once.
 
     ``attachments`` (by host id, with network, NIC and bond loaded) are used instead of
-    reading them, when the caller holds them already.
+    reading them, when the caller holds them already; ``rows`` (`load_host_rows`) likewise
+    for all three tables.
     """
     hosts = list(hosts)
     ids = [h.pk for h in hosts]
-    nics: dict[int, list] = defaultdict(list)
-    for nic in HostNic.objects.filter(host_id__in=ids).order_by("pk"):
-        nics[nic.host_id].append(nic)
-    bonds: dict[int, list] = defaultdict(list)
-    for bond in Bond.objects.filter(host_id__in=ids).order_by("pk"):
-        bonds[bond.host_id].append(bond)
-    if attachments is None:
-        attachments = defaultdict(list)
-        for attachment in NetworkAttachment.objects.filter(host_id__in=ids).select_related(
-                "network", "nic", "bond"):
-            attachments[attachment.host_id].append(attachment)
+    if rows is None:
+        nics: dict[int, list] = defaultdict(list)
+        for nic in HostNic.objects.filter(host_id__in=ids).order_by("pk"):
+            nics[nic.host_id].append(nic)
+        bonds: dict[int, list] = defaultdict(list)
+        for bond in Bond.objects.filter(host_id__in=ids).order_by("pk"):
+            bonds[bond.host_id].append(bond)
+        if attachments is None:
+            attachments = defaultdict(list)
+            for attachment in NetworkAttachment.objects.filter(
+                    host_id__in=ids).select_related("network", "nic", "bond"):
+                attachments[attachment.host_id].append(attachment)
+    else:
+        nics = {pk: rows[pk].nics for pk in ids}
+        bonds = {pk: rows[pk].bonds for pk in ids}
+        attachments = {pk: rows[pk].attachments for pk in ids}
     in_use: dict[int, set[str]] = defaultdict(set)
     for host_id, name in Vnic.objects.filter(
             vm__host_id__in=ids, vm__status=VmStatus.UP, profile__isnull=False
@@ -196,15 +224,17 @@ def setup_networks(host: Host, request: rules.SetupRequest, *, options: ApplyOpt
     options = options or ApplyOptions()
     with transaction.atomic():
         host = Host.objects.select_for_update().select_related("cluster").get(pk=host.pk)
-        before = host_rule_data(host)
+        rows = load_host_rows([host.pk])
+        cache: dict = {}
+        before = hosts_rule_data([host], cache, rows=rows)[host.pk]
         violations = rules.validate_setup_networks(before, request)
         if violations:
             return SetupOutcome(violations)
         after = rules.apply_setup_request(before, request)
         if dry_run:
             return SetupOutcome([], result=after)
-        _persist_host_networks(host, after)
-        refresh_host_status(host)
+        _persist_host_networks(host, after, rows=rows[host.pk])
+        refresh_host_status(host, networks_cache=cache)
         if not push:
             return SetupOutcome([], result=after)
         job = queue_job(JobKind.SETUP_NETWORKS, [host], user=user,
@@ -246,28 +276,45 @@ def setup_networks_many(requests, *, options: ApplyOptions | None = None, user=N
         # fan-out over the same hosts).
         locked = {h.pk: h for h in Host.objects.select_for_update().select_related("cluster")
                   .filter(pk__in=[h.pk for h, _r in pairs]).order_by("pk")}
+        if len(locked) != len(pairs):
+            raise ValueError("setup_networks_many: one request per host")
+        # Every host read, validated, written and judged together: each table read once
+        # for all hosts instead of a dozen queries per host (1.4 s for fifty hosts).
+        cache: dict = {}  # the networks of each cluster, read once
+        rows = load_host_rows(locked)
+        befores = hosts_rule_data(locked.values(), cache, rows=rows)
         violations: dict[str, list[rules.Violation]] = {}
-        done: list[tuple[Host, rules.SetupRequest]] = []
-        cache: dict = {}  # the networks of each cluster, read once (host_rule_data)
+        afters: dict[int, rules.HostData] = {}
         for given, request in pairs:
             host = locked[given.pk]
-            before = host_rule_data(host, cache)
-            found = rules.validate_setup_networks(before, request)
+            found = rules.validate_setup_networks(befores[host.pk], request)
             if found:
                 violations[host.name] = found
-                continue
-            if not violations:
-                _persist_host_networks(host, rules.apply_setup_request(before, request))
-                refresh_host_status(host, networks_cache=cache)
-            done.append((host, request))
+            elif not violations:
+                afters[host.pk] = rules.apply_setup_request(befores[host.pk], request)
         if violations:
             transaction.set_rollback(True)
             return ManySetupOutcome(violations)
+        networks = _networks_named(locked.values(), afters)
+        for pk, after in afters.items():
+            _persist_host_networks(locked[pk], after, rows=rows[pk], networks=networks)
+        refresh_hosts_status(locked.values(), networks_cache=cache)
+        done = [(locked[given.pk], request) for given, request in pairs]
         job = queue_job(JobKind.SETUP_NETWORKS, [h for h, _r in done], user=user,
                         request={"hosts": {str(h.pk): request_as_dict(r) for h, r in done},
                                  **options.as_dict()},
                         description=description or f"Setup networks of {len(done)} hosts")
         return ManySetupOutcome({}, job=job)
+
+
+def _networks_named(hosts: Iterable[Host], afters: dict[int, rules.HostData]
+                    ) -> dict[tuple[int, str], Network]:
+    """The networks the hosts' new states attach, by (data center id, name): one query."""
+    wanted = {(h.cluster.datacenter_id, name) for h in hosts if h.pk in afters
+              for name in afters[h.pk].attachments}
+    found = Network.objects.filter(datacenter_id__in={dc for dc, _name in wanted},
+                                   name__in={name for _dc, name in wanted})
+    return {(n.datacenter_id, n.name): n for n in found}
 
 
 def queue_preview(host: Host, request: rules.SetupRequest, options: ApplyOptions, *,
@@ -326,15 +373,20 @@ def request_as_dict(request: rules.SetupRequest) -> dict:
     }
 
 
-def _persist_host_networks(host: Host, after: rules.HostData) -> bool:
+def _persist_host_networks(host: Host, after: rules.HostData, *, rows: HostRows | None = None,
+                           networks: dict[tuple[int, str], Network] | None = None) -> bool:
     """Write bonds, slaves, labels and attachments so the database holds ``after``.
 
+    ``rows`` (the host's rows, `load_host_rows`) and ``networks`` (`_networks_named`) are
+    used instead of reading them, when the caller read them for many hosts at once.
     Returns whether anything changed.
     """
     changed = False
-    bonds = {b.name: b for b in host.bonds.all()}
-    nics = {n.name: n for n in host.nics.all()}
-    attachments = {a.network.name: a for a in host.attachments.select_related("network")}
+    if rows is None:
+        rows = load_host_rows([host.pk])[host.pk]
+    bonds = {b.name: b for b in rows.bonds}
+    nics = {n.name: n for n in rows.nics}
+    attachments = {a.network.name: a for a in rows.attachments}
 
     # Attachments that go away first: they may hold bonds that go away too.
     for name in set(attachments) - set(after.attachments):
@@ -365,11 +417,12 @@ def _persist_host_networks(host: Host, after: rules.HostData) -> bool:
             nic.labels = want_labels
             nic.save(update_fields=["bond", "labels", "updated"])
             changed = True
-    networks = {n.name: n for n in
-                Network.objects.filter(datacenter_id=host.cluster.datacenter_id,
-                                       name__in=list(after.attachments))}
+    if networks is None:
+        networks = _networks_named([host], {host.pk: after})
+    datacenter = host.cluster.datacenter_id
     for name, want in after.attachments.items():
-        row = attachments.get(name) or NetworkAttachment(host=host, network=networks[name])
+        row = attachments.get(name) or NetworkAttachment(host=host,
+                                                         network=networks[datacenter, name])
         values = {
             "nic": nics.get(want.interface), "bond": bonds.get(want.interface),
             "ipv4_boot_protocol": want.ipv4.boot_protocol, "ipv4_address": want.ipv4.address,
@@ -482,11 +535,20 @@ def refresh_host_status(host: Host, *, reachable: bool = False,
     """Recompute Up / NonOperational from the networks the host carries (RULES.md "Host
     status"). ``reachable`` marks a host just heard from, whatever its previous status.
     ``networks_cache``: see `host_rule_data`."""
-    if not reachable and host.status not in COMPLIANCE_STATUSES:
-        return host
-    attachments = list(host.attachments.select_related("network", "nic", "bond"))
-    data = hosts_rule_data([host], networks_cache, attachments={host.pk: attachments})
-    return set_compliance_status(host, data[host.pk], attachments)
+    refresh_hosts_status([host], reachable=reachable, networks_cache=networks_cache)
+    return host
+
+
+def refresh_hosts_status(hosts: Iterable[Host], *, reachable: bool = False,
+                         networks_cache: dict | None = None) -> None:
+    """`refresh_host_status` of several hosts, reading each table once for all of them."""
+    hosts = [h for h in hosts if reachable or h.status in COMPLIANCE_STATUSES]
+    if not hosts:
+        return
+    rows = load_host_rows([h.pk for h in hosts])
+    data = hosts_rule_data(hosts, networks_cache, rows=rows)
+    for host in hosts:
+        set_compliance_status(host, data[host.pk], rows[host.pk].attachments)
 
 
 def set_compliance_status(host: Host, data: rules.HostData,

@@ -7,6 +7,7 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from celery.worker.control import control_command
 
 from hosts import worker
 
@@ -46,3 +47,13 @@ def _requeue_on_start(**_kwargs) -> None:
         worker.requeue_jobs()
     except Exception:  # the database may not be up yet; beat sweeps again soon
         logging.getLogger(__name__).exception("requeue at worker start failed")
+
+
+@control_command()
+def close_ssh_connections(_state) -> dict:
+    """``celery -A portal.celery control close_ssh_connections``: close the SSH connections
+    this worker keeps open between jobs (`hosts.ssh.POOL`), so that the next job to each host
+    connects anew (after maintenance of the hosts' sshd, or to measure a cold start)."""
+    from hosts import ssh
+
+    return {"ok": f"closed {ssh.POOL.close_all()} kept connection(s)"}

@@ -96,12 +96,13 @@ class HostRun:
 # --- Host threads (SSH only) ------------------------------------------------------------
 
 
-def _connect(run: HostRun, pkey, password=None) -> ssh.Connection:
-    """Connect with retries and backoff; only for failures before anything was applied."""
+def _connect(run: HostRun, pkey) -> ssh.Connection:
+    """Connect (or reuse the connection an earlier job left open: `ssh.POOL`) with retries
+    and backoff; only for failures before anything was applied."""
     delay = 0.5
     for attempt in range(1, CONNECT_TRIES + 1):
         try:
-            return ssh.connect(run.host, pkey, password=password)
+            return ssh.connect_kept(run.host, pkey)
         except ssh.SshError as exc:
             if exc.code == "host_key_changed":
                 run.emit("host_key_changed")

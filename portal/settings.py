@@ -301,6 +301,11 @@ NETPORTAL_CONNECTIVITY_TIMEOUT = _env_int("NETPORTAL_CONNECTIVITY_TIMEOUT", 120,
 NETPORTAL_DEMO = _env_bool("NETPORTAL_DEMO")
 # Hosts one job talks to at once (one thread each; SSH work only, no database connection).
 NETPORTAL_FANOUT = _env_int("NETPORTAL_FANOUT", 128, minimum=1)
+# A worker keeps a host's SSH connection open this many seconds after a job used it, for the
+# next job (as OpenSSH's ControlPersist; 0: a new connection per job), and never reuses one
+# older than NETPORTAL_SSH_KEEP_MAX seconds, so host keys are checked again at least that often.
+NETPORTAL_SSH_KEEP = _env_int("NETPORTAL_SSH_KEEP", 60)
+NETPORTAL_SSH_KEEP_MAX = _env_int("NETPORTAL_SSH_KEEP_MAX", 600, minimum=1)
 # Seconds between two refreshes of every host by the periodic task (0: never).
 NETPORTAL_REFRESH_INTERVAL = _env_int("NETPORTAL_REFRESH_INTERVAL", 300)
 

@@ -510,11 +510,26 @@ NETPORTAL_RESOLV_CONF={host.resolv_conf} PATH={HOST_PATH}
         """Make a host unreachable over SSH (connections are refused) until start_sshd."""
         proc = self._procs.pop(host.name, None)
         if self._owns_sshd(host):
-            kill_pids([host.sshd_pid])
+            kill_pids([host.sshd_pid] + self.ssh_sessions(host))
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         host.sshd_pid = 0
+
+    def ssh_sessions(self, host):
+        """PIDs of the host's open SSH sessions: its sshd's children (one per connection).
+        Stopping sshd ends them too, as a host going away does; OpenSSH alone would keep
+        them, and a worker's kept connection with them."""
+        if not host.sshd_pid:
+            return []
+        found = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    stat = Path(entry.path, "stat").read_bytes()
+                    if int(stat.rsplit(b")", 1)[1].split()[1]) == host.sshd_pid:
+                        found.append(int(entry.name))
+        return found
 
     def start_sshd(self, host):
         if host.sshd_pid and pid_alive(host.sshd_pid):

@@ -334,6 +334,54 @@ def test_confirmation_of_another_transaction_on_the_channel_is_refused(lab):
     assert ok(lab, host, "rollback", {"transaction": "tx-mine"})["status"] == "rolled_back"
 
 
+def test_serve_answers_commands_in_turn_on_one_process(lab):
+    """``serve``, which the portal runs on the SSH connections it keeps: a hello line, then
+    request lines answered in turn by one process; a pending apply takes its confirmation
+    line; bad lines are refused without ending the service; two requests in one write are
+    both answered; end of input ends it."""
+    host = lab.hosts[1]
+    argv = [labmod.IP, "netns", "exec", host.namespace, "env", "-i", *lab.agent_env(host),
+            labmod.HOST_PYTHON, str(labmod.AGENT), "serve"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603
+                            stderr=subprocess.PIPE, text=True)
+
+    def ask(*lines):
+        proc.stdin.write("".join(line + "\n" for line in lines))
+        proc.stdin.flush()
+        return [json.loads(proc.stdout.readline()) for _ in lines]
+
+    def request(command, payload=None, flags=()):
+        return json.dumps({"command": command, "flags": list(flags), "payload": payload or {}})
+
+    try:
+        assert json.loads(proc.stdout.readline()) == {"ok": True, "serving": "1.0"}
+        doc = dict(networks_doc(host, "tx-serve"), check_connectivity=True, rollback_timeout=30)
+        [first] = ask(request("apply", doc, ("--report", "--await-confirm")))
+        assert first["status"] == "pending" and first["report"]["interfaces"]
+        timer = ok(lab, host, "status")["pending"]["timer_pid"]
+        [confirmed] = ask(json.dumps({"transaction": "tx-serve"}))
+        assert confirmed == {"ok": True, "status": "committed", "transaction": "tx-serve"}
+        assert_committed_timer_gone(lab, host, timer, "tx-serve")
+
+        [again] = ask(request("apply", networks_doc(host, "tx-serve-2")))
+        assert again["status"] == "unchanged" and again["changes"] == 0
+        assert master(lab, host, "eth1") == "lab_vm"
+        refused = ask("not json", json.dumps({"command": "serve"}),
+                      request("apply", {"version": 1, "transaction": "tx-bad",
+                                        "interfaces": [{"name": "eth1", "type": "nope"}]}),
+                      request("report", flags=("--bogus",)))
+        assert [r["error"]["code"] for r in refused] == ["bad_request", "bad_request",
+                                                          "invalid_state", "bad_request"]
+        status, report = ask(request("status"), request("report"))
+        assert status["committed"] == "tx-serve-2" and status["pending"] is None
+        assert "lab_vm" in {i["name"] for i in report["interfaces"]}
+        out, _err = proc.communicate("", timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out == ""
+
+
 def test_hand_change_is_reported_and_restore_brings_back_the_committed_state(lab):
     host = lab.hosts[0]
     ok(lab, host, "apply", networks_doc(host, "tx-restore"))

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
+import paramiko
 import pytest
+from django.test import override_settings
 
 from hosts import services as host_services
 from hosts import ssh
@@ -22,6 +25,7 @@ from hosts.models import Host, Job, NetworkAttachment
 from networks import rules
 from networks import services as network_services
 from networks.models import Cluster, DataCenter, Network
+from tests import lab as lab_module
 from tests.integration.conftest import wait_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration,
@@ -267,3 +271,125 @@ def test_unknown_host_key_waits_for_approval_then_host_comes_up(lab, cluster):
     assert host.host_key_state == HostKeyState.APPROVED
     assert host.status == HostStatus.UP, host.status_reason
 
+
+
+# --- Connections kept between jobs (ssh.POOL) -----------------------------------------------
+
+
+def ssh_clients(lab, index: int) -> set[str]:
+    """The client ends (address:port) of the established SSH connections the host sees."""
+    out = lab.exec(lab.hosts[index], ["ss", "-Htn", "state", "established", "( sport = :22 )"])
+    return {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
+
+
+def settled(read, expected: int):
+    """What ``read()`` gives once it holds ``expected`` items (processes and connections
+    take a moment to end), or what it gives after 10 s."""
+    deadline = time.monotonic() + 10
+    while len(found := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def settled_clients(lab, index: int, expected: int) -> set[str]:
+    return settled(lambda: ssh_clients(lab, index), expected)
+
+
+def test_next_job_reuses_the_open_connection_and_replaces_a_dead_one(lab, cluster):
+    host = add_host(lab, 0, cluster)
+    ssh.POOL.close_all()
+    assert settled_clients(lab, 0, 0) == set()
+
+    job = wait_job(host_services.refresh_hosts([host]))
+    assert job.status == JobStatus.COMMITTED
+    kept = settled_clients(lab, 0, 1)  # the job ended; its connection stays open
+    assert len(kept) == 1 and ssh.POOL.size() == 1
+    wait_job(host_services.sync_hosts([host]))
+    assert settled_clients(lab, 0, 1) == kept  # the next job came over the same connection
+
+    # The host ends that connection (sshd restarted, host rebooted): the next job notices
+    # before sending anything and connects anew.
+    lab.stop_sshd(lab.hosts[0])
+    lab.start_sshd(lab.hosts[0])
+    assert settled_clients(lab, 0, 0) == set()
+    job = wait_job(host_services.refresh_hosts([host]))
+    assert job.status == JobStatus.COMMITTED, list(job.hosts.values_list("error", flat=True))
+    fresh = settled_clients(lab, 0, 1)
+    assert len(fresh) == 1 and fresh != kept
+
+    with override_settings(NETPORTAL_SSH_KEEP=0):  # keeping turned off: closed after the job
+        ssh.POOL.close_all()
+        job = wait_job(host_services.refresh_hosts([host]))
+        assert job.status == JobStatus.COMMITTED
+        assert settled_clients(lab, 0, 0) == set() and ssh.POOL.size() == 0
+
+
+def test_kept_connection_serves_only_the_same_pinned_key_portal_key_and_age(lab, cluster):
+    host = add_host(lab, 1, cluster)
+    ssh.POOL.close_all()
+    pkey = ssh.portal_key()[0]
+    with ssh.connect_kept(host, pkey) as first:
+        assert first.run(["true"])[0] == 0
+    assert ssh.POOL.size() == 1
+
+    other_key = paramiko.Ed25519Key.from_private_key_file(lab.make_client_key())
+    approved_elsewhere = Host.objects.get(pk=host.pk)
+    approved_elsewhere.host_key = other_key.get_base64()  # an operator approved a new key
+    assert ssh.POOL.take(approved_elsewhere, pkey) is None
+    assert ssh.POOL.take(host, other_key) is None  # the portal's key was rotated
+    assert ssh.POOL.size() == 1
+    with override_settings(NETPORTAL_SSH_KEEP_MAX=0):  # too old to trust: closed, not reused
+        assert ssh.POOL.take(host, pkey) is None
+    assert ssh.POOL.size() == 0
+    assert first.client.get_transport() is None or not first.client.get_transport().is_active()
+
+    with ssh.connect_kept(host, pkey) as second:
+        assert second is not first
+    assert ssh.POOL.take(host, pkey) is second  # same host, same keys, young: reused
+    second.close()
+    with pytest.raises(RuntimeError), ssh.connect_kept(host, pkey):
+        raise RuntimeError("a failed step")
+    assert ssh.POOL.size() == 0  # a connection whose block raised is closed, not kept
+
+
+def agent_servers(lab, index: int) -> list[int]:
+    """PIDs of the agent's ``serve`` processes on the host."""
+    pids = lab_module.run([lab_module.IP, "netns", "pids", lab.hosts[index].namespace],
+                          check=False).stdout.split()
+    return [int(pid) for pid in pids
+            if b"serve" in lab_module.pid_cmdline(int(pid))
+            and any(b"agent-" in arg for arg in lab_module.pid_cmdline(int(pid)))]
+
+
+def settled_servers(lab, index: int, expected: int) -> list[int]:
+    return settled(lambda: agent_servers(lab, index), expected)
+
+
+def test_applies_on_a_kept_connection_share_one_agent_process(lab, cluster):
+    """The agent's ``serve`` runs on the kept connection: the next job's apply starts no
+    Python on the host; one that died meanwhile is started again; a closed connection
+    leaves no agent behind."""
+    host = add_host(lab, 2, cluster)
+    ssh.POOL.close_all()
+    assert settled_servers(lab, 2, 0) == []
+    for name in ("kept_a", "kept_b"):
+        network = network_services.create_network(Network(datacenter=cluster.datacenter,
+                                                           name=name, vm_network=False))
+        network_services.attach_network(cluster, network, required=False)
+
+    job = setup(host, attachments=[{"network": "kept_a", "interface": "eth1"}])
+    assert job.status == JobStatus.COMMITTED
+    [server] = settled_servers(lab, 2, 1)
+    job = setup(host, attachments=[{"network": "kept_b", "interface": "eth2"}])
+    assert job.status == JobStatus.COMMITTED
+    assert agent_servers(lab, 2) == [server]  # the same process applied both
+    assert link(lab, 2, "eth2") is not None
+
+    lab_module.kill_pids([server])  # the host ended it (out of memory, an operator)
+    job = setup(host, removed_attachments=["kept_a", "kept_b"])
+    assert job.status == JobStatus.COMMITTED, list(job.hosts.values_list("error", flat=True))
+    [restarted] = settled_servers(lab, 2, 1)
+    assert restarted != server
+
+    assert ssh.POOL.close_all() >= 1
+    assert settled_servers(lab, 2, 0) == []  # its input ended with the connection

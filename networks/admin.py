@@ -44,6 +44,9 @@ class ClusterAdmin(PortalModelAdmin):
     def create_service(obj, request):
         services.create_cluster(obj)
 
+    def update_service(obj, form, request):
+        services.update_cluster(obj)
+
 
 @admin.register(Network)
 class NetworkAdmin(PortalModelAdmin):

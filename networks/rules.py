@@ -211,6 +211,10 @@ CODES: dict[str, str] = {
     "management_role_locked": "The management role moves only while the cluster has no hosts.",
     "management_network_detach": "The management network cannot be detached from its cluster.",
     "network_not_in_cluster": "The network is not attached to the cluster.",
+    "cluster_datacenter_immutable": "A cluster stays in the data center it was created in.",
+    "network_datacenter_immutable": "A network stays in the data center it was created in.",
+    "cluster_network_immutable": "A cluster network keeps its cluster and network (detach and "
+    "attach instead).",
     # Changing a network
     "network_rename_in_use": "A network used by hosts or VMs cannot be renamed.",
     "network_vm_flag_in_use": "A network used by vNICs cannot stop being a VM network.",
@@ -570,6 +574,31 @@ def check_network_change(change: NetworkChange) -> list[Violation]:
                       f"The label '{old.label}' of network '{old.name}' is carried by host "
                       f"NICs {_names(change.nics_with_old_label)}; it cannot be renamed to "
                       f"'{new.label}'."))
+    return out
+
+
+# What each object keeps for life: (kind, field) -> code. A cluster or network moved to
+# another data center would leave its hosts, attachments and vNIC profiles pointing across
+# data centers; a cluster network moved would carry its roles to another cluster unchecked.
+PARENTS_KEPT = {
+    ("cluster", "datacenter"): "cluster_datacenter_immutable",
+    ("network", "datacenter"): "network_datacenter_immutable",
+    ("cluster network", "cluster"): "cluster_network_immutable",
+    ("cluster network", "network"): "cluster_network_immutable",
+}
+
+
+def check_parents_kept(kind: str, old: dict[str, object], new: dict[str, object]
+                       ) -> list[Violation]:
+    """An edit of a ``kind`` ("cluster", "network", "cluster network") changes none of the
+    parents it keeps for life; ``old`` and ``new`` map those fields to the stored and the
+    edited value (a field missing from ``new`` is not edited)."""
+    out: list[Violation] = []
+    for (owner, name), code in PARENTS_KEPT.items():
+        if owner == kind and name in new and new[name] != old.get(name):
+            advice = ("; detach and attach instead" if kind == "cluster network"
+                      else "; create it there instead")
+            out.append(_v(code, name, f"The {name} of a {kind} cannot change{advice}."))
     return out
 
 

@@ -56,6 +56,18 @@ def create_cluster(cluster: Cluster) -> Cluster:
 
 
 @transaction.atomic
+def update_cluster(cluster: Cluster) -> Cluster:
+    """Save a cluster's new values; it stays in its data center."""
+    stored = Cluster.objects.values_list("datacenter_id", flat=True).get(pk=cluster.pk)
+    violations = rules.check_parents_kept("cluster", {"datacenter": stored},
+                                          {"datacenter": cluster.datacenter_id})
+    if violations:
+        raise RuleViolationError(violations)
+    _save(cluster)
+    return cluster
+
+
+@transaction.atomic
 def create_network(network: Network) -> Network:
     """Save a new logical network; a VM network gets its default vNIC profile of the same
     name. The on-host name is computed here, once."""
@@ -88,17 +100,25 @@ def _network_change(network: Network) -> rules.NetworkChange:
     )
 
 
+def _network_update(network: Network) -> tuple[rules.NetworkChange, list[rules.Violation]]:
+    stored_datacenter = Network.objects.values_list("datacenter_id", flat=True).get(
+        pk=network.pk)
+    change = _network_change(network)
+    return change, (rules.check_parents_kept("network", {"datacenter": stored_datacenter},
+                                             {"datacenter": network.datacenter_id})
+                    + rules.check_network_change(change))
+
+
 def check_network_update(network: Network) -> list[rules.Violation]:
     """What forbids saving ``network``'s new values, given what uses it."""
-    return rules.check_network_change(_network_change(network))
+    return _network_update(network)[1]
 
 
 @transaction.atomic
 def update_network(network: Network, user=None) -> Network:
     """Save a network's new values, refusing what its use forbids (RULES.md "Changing a
     network"). A change of MTU, VLAN or bridging is pushed to every host that carries it."""
-    change = _network_change(network)
-    violations = rules.check_network_change(change)
+    change, violations = _network_update(network)
     if violations:
         raise RuleViolationError(violations)
     _save(network)
@@ -247,8 +267,15 @@ def check_cluster_network_update(row: ClusterNetwork, *, required=None, roles=No
 
 @transaction.atomic
 def update_cluster_network(row: ClusterNetwork, *, required: bool | None = None,
-                           roles=None) -> ClusterNetwork:
-    """Change a cluster network's required flag and roles, keeping roles exclusive."""
+                           roles=None, cluster: Cluster | None = None,
+                           network: Network | None = None) -> ClusterNetwork:
+    """Change a cluster network's required flag and roles, keeping roles exclusive.
+    ``cluster`` and ``network``, when an edit gives them, must be the row's own."""
+    edited = {k: v.pk for k, v in (("cluster", cluster), ("network", network)) if v}
+    violations = rules.check_parents_kept(
+        "cluster network", {"cluster": row.cluster_id, "network": row.network_id}, edited)
+    if violations:
+        raise RuleViolationError(violations)
     wanted, _previous, rows, violations = _cluster_network_update(row, required, roles)
     if violations:
         raise RuleViolationError(violations)

@@ -94,6 +94,9 @@ class ClusterEditView(ObjectEditView):
     def create_service(obj, form, request):
         return services.create_cluster(obj)
 
+    def update_service(obj, form, request):
+        return services.update_cluster(obj)
+
 
 class ClusterDeleteView(ObjectDeleteView):
     model = Cluster

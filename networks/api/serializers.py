@@ -19,12 +19,6 @@ class ClusterSerializer(PortalModelSerializer):
                   "mac_pool_end", "created", "updated"]
         extra_kwargs = {"url": {"view_name": "api:cluster-detail"}}
 
-    def validate_datacenter(self, value):
-        if self.instance is not None and value != self.instance.datacenter:
-            raise serializers.ValidationError("A cluster cannot move to another data center.",
-                                              code="cluster_datacenter_immutable")
-        return value
-
 
 class NetworkSerializer(PortalModelSerializer):
     effective_mtu = serializers.IntegerField(read_only=True)
@@ -36,12 +30,6 @@ class NetworkSerializer(PortalModelSerializer):
                   "qos_outbound_average", "on_host_name", "created", "updated"]
         read_only_fields = ["uuid", "on_host_name"]
         extra_kwargs = {"url": {"view_name": "api:network-detail"}}
-
-    def validate_datacenter(self, value):
-        if self.instance is not None and value != self.instance.datacenter:
-            raise serializers.ValidationError("A network cannot move to another data center.",
-                                              code="network_datacenter_immutable")
-        return value
 
     def validate_dns_servers(self, value):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -65,14 +53,9 @@ class ClusterNetworkSerializer(PortalModelSerializer):
         return sorted(obj.roles)
 
     def validate(self, attrs):
-        # Roles and the required flag are checked across the cluster by the service.
-        if self.instance is not None:
-            for key in ("cluster", "network"):
-                if key in attrs and attrs[key] != getattr(self.instance, key):
-                    raise serializers.ValidationError(
-                        {key: serializers.ErrorDetail(
-                            f"The {key} of a cluster network cannot change; detach and "
-                            "attach instead.", code="cluster_network_immutable")})
+        # Roles, the required flag and the row's cluster and network are checked by the
+        # services (attach_network, update_cluster_network) across the cluster: a role given
+        # here moves from its holder, which a check of this row alone would refuse.
         return attrs
 
 

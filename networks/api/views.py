@@ -36,6 +36,11 @@ class ClusterViewSet(PortalModelViewSet):
     def create_service(data, user):
         return services.create_cluster(Cluster(**data))
 
+    def update_service(cluster, data, user):
+        for key, value in data.items():
+            setattr(cluster, key, value)
+        return services.update_cluster(cluster)
+
     @extend_schema(request=None, responses={202: OpenApiResponse(
         description="The sync job (see /api/jobs/)")})
     @action(detail=True, methods=["post"], permission_classes=[HostSetupPermission])
@@ -87,7 +92,8 @@ class ClusterNetworkViewSet(PortalModelViewSet):
             roles = {role for role, flag in ROLE_FLAGS.items()
                      if data.get(flag, getattr(row, flag))}
         return services.update_cluster_network(row, required=data.get("required"),
-                                               roles=roles)
+                                               roles=roles, cluster=data.get("cluster"),
+                                               network=data.get("network"))
 
     def delete_service(row, user):
         services.detach_network(row)

@@ -269,9 +269,45 @@ def test_cluster_mac_pool_rules(api, cluster):
 
 def test_cluster_cannot_move_to_another_datacenter(api, cluster):
     other = services.create_datacenter(DataCenter(name="dc2"))
-    response = api.patch(f"/api/clusters/{cluster.pk}/", {"datacenter": other.pk},
+    response = api.patch(f"/api/clusters/{cluster.pk}/", {"datacenter": other.pk,
+                                                          "description": "moved"},
                          format="json")
     assert_rule(response, "datacenter", "cluster_datacenter_immutable")
+    cluster.refresh_from_db()
+    assert (cluster.datacenter_id, cluster.description) != (other.pk, "moved")
+    # Its own data center given again, other edits go through (the same service).
+    response = api.patch(f"/api/clusters/{cluster.pk}/", {"datacenter": cluster.datacenter_id,
+                                                          "description": "kept"},
+                         format="json")
+    assert response.status_code == 200, response.data
+    cluster.refresh_from_db()
+    assert cluster.description == "kept"
+
+
+def test_network_cannot_move_to_another_datacenter(api, make_network):
+    network = make_network("spare")
+    other = services.create_datacenter(DataCenter(name="dc2"))
+    response = api.patch(f"/api/networks/{network.pk}/", {"datacenter": other.pk},
+                         format="json")
+    assert_rule(response, "datacenter", "network_datacenter_immutable")
+    network.refresh_from_db()
+    assert network.datacenter_id != other.pk
+
+
+def test_cluster_network_keeps_its_cluster_and_network(api, cluster, make_network):
+    network = make_network("storage", cluster, required=False)
+    spare = make_network("spare")
+    row = ClusterNetwork.objects.get(cluster=cluster, network=network)
+    response = api.patch(f"/api/cluster-networks/{row.pk}/", {"network": spare.pk},
+                         format="json")
+    assert_rule(response, "network", "cluster_network_immutable")
+    other = services.create_cluster(Cluster(datacenter=cluster.datacenter, name="c2"))
+    response = api.patch(f"/api/cluster-networks/{row.pk}/", {"cluster": other.pk,
+                                                              "required": True},
+                         format="json")
+    assert_rule(response, "cluster", "cluster_network_immutable")
+    row.refresh_from_db()
+    assert (row.cluster_id, row.network_id, row.required) == (cluster.pk, network.pk, False)
 
 
 def test_rename_of_a_network_used_by_a_host_is_refused(api, cluster, make_network, host):

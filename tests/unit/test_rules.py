@@ -260,6 +260,19 @@ FAILING = [
     ("network_label_rename_in_use",
      lambda: change(new=net("storage", label="lab2"), nics_with_old_label=("h1/eth1",)),
      "label"),
+    # What an object keeps for life
+    ("cluster_datacenter_immutable",
+     lambda: r.check_parents_kept("cluster", {"datacenter": 1}, {"datacenter": 2}),
+     "datacenter"),
+    ("network_datacenter_immutable",
+     lambda: r.check_parents_kept("network", {"datacenter": 1}, {"datacenter": 2}),
+     "datacenter"),
+    ("cluster_network_immutable",
+     lambda: r.check_parents_kept("cluster network", {"cluster": 1, "network": 5},
+                                  {"network": 6}), "network"),
+    ("cluster_network_immutable",
+     lambda: r.check_parents_kept("cluster network", {"cluster": 1, "network": 5},
+                                  {"cluster": 2, "network": 5}), "cluster"),
     # Setting up a host's networks: the request itself
     ("bond_listed_twice", lambda: setup(bonds=(bond(), bond())), "bonds[1].name"),
     ("bond_listed_twice", lambda: setup(bonds=(bond("bond0", ("eth2", "eth3")),),
@@ -447,6 +460,13 @@ PASSING = [
      lambda: change(old=net("vm"), new=net("vm", vm_network=False), hosts_using=("h1",))),
     ("network_label_rename_in_use",
      lambda: change(new=net("storage"), nics_with_old_label=("h1/eth1",))),
+    ("cluster_datacenter_immutable",
+     lambda: r.check_parents_kept("cluster", {"datacenter": 1}, {"datacenter": 1})),
+    ("network_datacenter_immutable",
+     lambda: r.check_parents_kept("network", {"datacenter": 1}, {})),  # not edited
+    ("cluster_network_immutable",
+     lambda: r.check_parents_kept("cluster network", {"cluster": 1, "network": 5},
+                                  {"cluster": 1, "network": 5})),
     # setup: valid near misses
     ("bond_listed_twice", lambda: setup(bonds=(bond(),))),
     ("bond_slave_listed_twice", lambda: setup(bonds=(bond(slaves=("eth4", "eth5")),))),

@@ -9,8 +9,10 @@ agent removes the interfaces it created that the new desired state lacks).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -393,3 +395,44 @@ def test_applies_on_a_kept_connection_share_one_agent_process(lab, cluster):
 
     assert ssh.POOL.close_all() >= 1
     assert settled_servers(lab, 2, 0) == []  # its input ended with the connection
+
+
+def test_agent_ended_before_answering_is_never_taken_for_a_lost_channel(lab, cluster):
+    """A lost channel sends the worker to confirm; an agent that died must not, or the worker
+    would confirm whatever part of its batch ran. Killed while it waits for its lock (held
+    here by the test), the agent server gives ``agent_no_answer``; nothing was applied; the
+    next command on the same connection starts a new server."""
+    host = add_host(lab, 0, cluster)
+    ssh.POOL.close_all()
+    lab_host = lab.hosts[0]
+    committed = json.loads((Path(lab_host.state_dir) / "committed.json").read_text())
+    document = {**committed["document"], "transaction": "tx-killed", "interfaces": [
+        *committed["document"]["interfaces"],
+        {"name": "killed_br", "type": "bridge", "state": "up", "ports": [], "stp": False}]}
+    outcome: dict = {}
+
+    def apply(conn):
+        try:
+            outcome["answer"] = conn.agent("apply", document, timeout=30)
+        except (ssh.AgentError, ssh.SshError) as exc:
+            outcome["error"] = exc
+
+    with ssh.connect_kept(host, ssh.portal_key()[0]) as conn:
+        assert conn.agent("status")["pending"] is None
+        [server] = settled_servers(lab, 0, 1)
+        with open(Path(lab_host.state_dir) / "lock", "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                thread = threading.Thread(target=apply, args=(conn,))
+                thread.start()
+                time.sleep(1.0)  # the request is with the server, which waits for the lock
+                lab_module.kill_pids([server])
+                thread.join(30)
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        assert not thread.is_alive()
+        error = outcome.get("error")
+        assert isinstance(error, ssh.AgentError) and error.code == "agent_no_answer", outcome
+        assert link(lab, 0, "killed_br") is None
+        assert conn.agent("status")["committed"] == committed["transaction"]
+        assert settled_servers(lab, 0, 1) not in ([], [server])

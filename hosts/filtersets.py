@@ -8,6 +8,8 @@ from portal.filters import IdFilter
 class HostFilterSet(SearchFilterSet):
     search_fields = ("name", "address")
     datacenter = IdFilter(field_name="cluster__datacenter", label="Data center")
+    # Hosts carrying a network (one attachment per host and network: no duplicates).
+    network = IdFilter(field_name="attachments__network", label="Network")
 
     class Meta:
         model = Host

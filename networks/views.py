@@ -164,12 +164,14 @@ class NetworkView(ObjectView):
     model = Network
     queryset = Network.objects.select_related("datacenter")
     template_name = "networks/network.html"
+    hosts_shown = 20  # the rest are one click away, on the host list filtered by network
 
     def extra_context_for(self, obj):
         return {
             "assignments": obj.cluster_networks.select_related("cluster"),
             "attachments": obj.attachments.select_related("host", "nic", "bond")
-            .order_by("host__name"),
+            .order_by("host__name")[:self.hosts_shown],
+            "attachment_count": obj.attachments.count(),
             "profiles": obj.vnic_profiles.all(),
         }
 

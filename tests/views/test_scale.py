@@ -140,6 +140,29 @@ def test_cluster_page_shows_the_first_hosts_and_links_to_all(cluster, make_host,
     assert f"n{ClusterView.hosts_shown:02d}" not in page
 
 
+def test_network_page_shows_the_first_hosts_and_links_to_all(cluster, make_host,
+                                                             make_network, admin_client):
+    from hosts.models import NetworkAttachment
+    from networks.views import NetworkView
+
+    storage = make_network("storage", cluster, required=False, vm_network=False)
+    carrying = [make_host(cluster, name=f"n{i:02d}") for i in range(NetworkView.hosts_shown + 3)]
+    make_host(cluster, name="other")  # carries only the management network
+    for host in carrying:
+        NetworkAttachment.objects.create(host=host, network=storage,
+                                         nic=host.nics.get(name="eth1"))
+    response = admin_client.get(reverse("networks:network", args=[storage.pk]))
+    page = response.content.decode()
+    assert [a.host.name for a in response.context["attachments"]] == [
+        f"n{i:02d}" for i in range(NetworkView.hosts_shown)]
+    total = NetworkView.hosts_shown + 3
+    link = f"{reverse('hosts:host_list')}?network={storage.pk}"
+    assert f'href="{link}">All {total} hosts carrying storage' in page
+    listed = admin_client.get(link)
+    assert sorted(h.name for h in listed.context["page"].object_list) == [
+        h.name for h in carrying]
+
+
 def test_pk_url_is_reverse(inventory):
     from django.urls import set_script_prefix
 

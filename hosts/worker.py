@@ -745,13 +745,10 @@ def store_reports(reports: dict[int, dict], networks_cache: dict | None = None) 
     # The reported states stored before are replaced, not read.
     hosts = Host.objects.select_related("cluster").defer("reported", "applied_state").in_bulk(
         list(reports))
-    nics: dict[int, dict[str, HostNic]] = defaultdict(dict)
-    for nic in HostNic.objects.filter(host_id__in=list(hosts)):
-        nics[nic.host_id][nic.name] = nic
-    attachments: dict[int, list[NetworkAttachment]] = defaultdict(list)
-    for attachment in NetworkAttachment.objects.filter(host_id__in=list(hosts)).select_related(
-            "network", "nic", "bond"):
-        attachments[attachment.host_id].append(attachment)
+    # Read once, for the NICs' update and the hosts' status both (with the NICs as written).
+    rows = services.load_host_rows(list(hosts))
+    nics = {pk: {nic.name: nic for nic in rows[pk].nics} for pk in hosts}
+    attachments = {pk: rows[pk].attachments for pk in hosts}
     default_networks = state.default_route_networks({h.cluster_id for h in hosts.values()})
     now = timezone.now()
     new_nics, changed_nics, gone_nics, changed_attachments = [], [], [], []
@@ -801,7 +798,13 @@ def store_reports(reports: dict[int, dict], networks_cache: dict | None = None) 
     _bulk_update(NetworkAttachment, _rows(changed_attachments,
                                           ["reported", "in_sync", "out_of_sync", "updated"]))
     _bulk_update(Host, _rows(hosts.values(), ["reported", "last_refresh", "updated"]))
-    data = services.hosts_rule_data(hosts.values(), networks_cache, attachments=attachments)
+    for nic in new_nics:
+        nics[nic.host_id][nic.name] = nic
+    for nic in gone_nics:
+        del nics[nic.host_id][nic.name]
+    for pk in hosts:
+        rows[pk].nics = sorted(nics[pk].values(), key=lambda n: (n.pk is None, n.pk or 0))
+    data = services.hosts_rule_data(hosts.values(), networks_cache, rows=rows)
     for host_id, host in hosts.items():
         services.set_compliance_status(host, data[host_id], attachments[host_id])
 

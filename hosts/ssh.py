@@ -619,7 +619,7 @@ class ConnectionPool:
         """Close connections idle past NETPORTAL_SSH_KEEP; ends when none is left."""
         while True:
             keep, _keep_max = self.settings()
-            time.sleep(max(1.0, min(keep, 10)))
+            time.sleep(max(0.5, min(keep / 2, 5.0)))
             now, expired = time.monotonic(), []
             with self._lock:
                 for key in list(self._idle):
@@ -629,11 +629,12 @@ class ConnectionPool:
                         self._idle[key] = fresh
                     else:
                         del self._idle[key]
-                if not self._idle:
+                done = not self._idle
+                if done:  # the next `give` starts another reaper
                     self._reaper = None
             for conn in expired:
                 conn.close()
-            if self._reaper is None:
+            if done:
                 return
 
     def forget(self) -> None:

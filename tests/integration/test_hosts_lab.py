@@ -353,6 +353,13 @@ def test_kept_connection_serves_only_the_same_pinned_key_portal_key_and_age(lab,
         raise RuntimeError("a failed step")
     assert ssh.POOL.size() == 0  # a connection whose block raised is closed, not kept
 
+    with override_settings(NETPORTAL_SSH_KEEP=1):  # idle past NETPORTAL_SSH_KEEP: closed
+        with ssh.connect_kept(host, pkey) as third:
+            assert third.run(["true"])[0] == 0
+        assert ssh.POOL.size() == 1
+        assert settled(lambda: range(ssh.POOL.size()), 0) == range(0)  # by the reaper alone
+        assert settled_clients(lab, 1, 0) == set()
+
 
 def agent_servers(lab, index: int) -> list[int]:
     """PIDs of the agent's ``serve`` processes on the host."""

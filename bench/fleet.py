@@ -93,7 +93,7 @@ def timed_portal(worker, action) -> dict:
             "ok": summary["committed"] == summary["entries"], **summary}
 
 
-def close_kept(worker) -> None:
+def close_kept() -> None:
     """Have the worker close the SSH connections it keeps (a Celery control command)."""
     from portal.celery import app
 
@@ -329,27 +329,21 @@ def bench_n(n: int, reps: int, worker, workdir: str, skip_ansible: bool) -> dict
             # (the worker keeps them, as ControlPersist does), and over new ones (the
             # worker told to close them first, as after NETPORTAL_SSH_KEEP seconds idle).
             for suffix in ("_new", ""):
-                if suffix:
-                    close_kept(worker)
-                record("portal_on" + suffix,
-                       timed_portal(worker, lambda: one_job_apply(hosts, True)))
+                def measure(name, action, suffix=suffix):
+                    if suffix:
+                        close_kept()
+                    record(name + suffix, timed_portal(worker, action))
+
+                measure("portal_on", lambda: one_job_apply(hosts, True))
                 if commands is None:
                     by_pk = plan_commands(hosts)
                     commands = [by_pk[h.pk] for h in hosts]
                 # Nothing changed since: a resync and a drift scan find it so.
-                if suffix:
-                    close_kept(worker)
-                record("resync" + suffix, timed_portal(worker, lambda: [
-                    host_services.sync_hosts(hosts, description="bench resync")]))
-                if suffix:
-                    close_kept(worker)
-                record("scan" + suffix, timed_portal(
-                    worker, lambda: [host_services.refresh_hosts(hosts)]))
+                measure("resync", lambda: [host_services.sync_hosts(
+                    hosts, description="bench resync")])
+                measure("scan", lambda: [host_services.refresh_hosts(hosts)])
                 one_job_detach(hosts)
-                if suffix:
-                    close_kept(worker)
-                record("portal_off" + suffix,
-                       timed_portal(worker, lambda: one_job_apply(hosts, False)))
+                measure("portal_off", lambda: one_job_apply(hosts, False))
                 one_job_detach(hosts)
             record("portal_api", timed_portal(worker, lambda: api_apply(client, hosts)))
             one_job_detach(hosts)

@@ -80,33 +80,20 @@ def load_host_rows(ids: Iterable[int]) -> dict[int, HostRows]:
 
 
 def hosts_rule_data(hosts: Iterable[Host], networks_cache: dict | None = None, *,
-                    attachments: dict[int, list[NetworkAttachment]] | None = None,
                     rows: dict[int, HostRows] | None = None) -> dict[int, rules.HostData]:
     """Several hosts as the rules see them (by host id), in the same few queries whatever
     their number: a worker storing fifty reports at once reads each table once.
 
-    ``attachments`` (by host id, with network, NIC and bond loaded) are used instead of
-    reading them, when the caller holds them already; ``rows`` (`load_host_rows`) likewise
-    for all three tables.
+    ``rows`` (`load_host_rows`) are used instead of reading them, when the caller holds
+    them already.
     """
     hosts = list(hosts)
     ids = [h.pk for h in hosts]
     if rows is None:
-        nics: dict[int, list] = defaultdict(list)
-        for nic in HostNic.objects.filter(host_id__in=ids).order_by("pk"):
-            nics[nic.host_id].append(nic)
-        bonds: dict[int, list] = defaultdict(list)
-        for bond in Bond.objects.filter(host_id__in=ids).order_by("pk"):
-            bonds[bond.host_id].append(bond)
-        if attachments is None:
-            attachments = defaultdict(list)
-            for attachment in NetworkAttachment.objects.filter(
-                    host_id__in=ids).select_related("network", "nic", "bond"):
-                attachments[attachment.host_id].append(attachment)
-    else:
-        nics = {pk: rows[pk].nics for pk in ids}
-        bonds = {pk: rows[pk].bonds for pk in ids}
-        attachments = {pk: rows[pk].attachments for pk in ids}
+        rows = load_host_rows(ids)
+    nics = {pk: rows[pk].nics for pk in ids}
+    bonds = {pk: rows[pk].bonds for pk in ids}
+    attachments = {pk: rows[pk].attachments for pk in ids}
     in_use: dict[int, set[str]] = defaultdict(set)
     for host_id, name in Vnic.objects.filter(
             vm__host_id__in=ids, vm__status=VmStatus.UP, profile__isnull=False

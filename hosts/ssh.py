@@ -244,30 +244,17 @@ class Connection:
         fully, then the exit status."""
         return self.run_line(" ".join(_quote(a) for a in argv), stdin, timeout)
 
-    def run_line(self, command: str, stdin: bytes = b"", timeout: int = COMMAND_TIMEOUT,
-                 reply: Callable[[bytes], bytes | None] | None = None
+    def run_line(self, command: str, stdin: bytes = b"", timeout: int = COMMAND_TIMEOUT
                  ) -> tuple[int, bytes, bytes]:
-        """Run a command line (already quoted for the remote shell), as `run` does.
-
-        ``reply`` makes it a conversation on one channel: stdin stays open after ``stdin``;
-        the first line of output goes to ``reply``, whose answer (if any) is sent as the next
-        input. Then input ends and both streams are read to their end as usual.
-        """
+        """Run a command line (already quoted for the remote shell), as `run` does."""
         try:
             channel = self.client.get_transport().open_session(timeout=timeout)
             channel.settimeout(timeout)
             channel.exec_command(command)
             if stdin:
                 channel.sendall(stdin)
-            first, rest = None, b""
-            if reply is not None:
-                first, rest = _read_line(channel, timeout)
-                following = reply(first) if first is not None else None
-                if following:
-                    channel.sendall(following)
             channel.shutdown_write()
             out, err = _read_all(channel, timeout)
-            out = (first + b"\n" if first is not None else b"") + rest + out
             status = channel.recv_exit_status()
             channel.close()
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -367,7 +354,7 @@ class Connection:
                                f"lost: {exc}") from None
             if hello is not None:
                 self._server = server
-                self._answer(hello, 0)
+                self._answer(hello)
                 return server
             status, err = server.finish()
             if status == AGENT_MISSING and attempt == 1:
@@ -385,7 +372,7 @@ class Connection:
             raise AgentError("agent_no_answer",
                              f"The agent on {self.host.name} ended without answering (exit "
                              f"{status}): {err.decode(errors='replace').strip()[-500:]}")
-        return self._answer(line, 0)
+        return self._answer(line)
 
     def _close_server(self) -> None:
         if self._server is not None:
@@ -414,16 +401,15 @@ class Connection:
         read = self.read_state()
         return agent_module().report_of(read["kernel"], read["managed"])
 
-    def _answer(self, line: bytes, status: int, err: bytes = b"") -> dict:
+    def _answer(self, line: bytes) -> dict:
         """One JSON answer line of the agent, as a dict."""
         try:
-            answer = json.loads(line.decode() or "null")
+            answer = json.loads(line.decode(errors="replace") or "null")
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            raise AgentError("agent_no_answer",
-                             f"The agent on {self.host.name} gave no answer (exit {status}): "
-                             f"{err.decode(errors='replace').strip()[-500:]}")
+            raise AgentError("agent_no_answer", f"The agent on {self.host.name} answered "
+                             f"what is not a JSON object: {line[:500]!r}")
         return answer
 
 
@@ -439,21 +425,6 @@ def _receive(channel, recv, deadline: float) -> bytes:
         return recv(65536)
     except TimeoutError:
         raise OSError(f"no answer within {remaining:.0f} s") from None
-
-
-def _read_line(channel, timeout: float) -> tuple[bytes | None, bytes]:
-    """The first line of output (without its newline) and what followed it, or None and
-    what came when the output ended before a line did."""
-    data = bytearray()
-    deadline = time.monotonic() + timeout
-    while True:
-        chunk = _receive(channel, channel.recv, deadline)
-        if not chunk:
-            return None, bytes(data)
-        data += chunk
-        line, newline, rest = bytes(data).partition(b"\n")
-        if newline:
-            return line, rest
 
 
 def _read_all(channel, timeout: float) -> tuple[bytes, bytes]:

@@ -52,9 +52,6 @@ def create_cluster(cluster: Cluster) -> Cluster:
     return cluster
 
 
-# --- Networks ---------------------------------------------------------------------------
-
-
 @transaction.atomic
 def update_cluster(cluster: Cluster) -> Cluster:
     """Save a cluster's new values; it stays in its data center."""
@@ -65,6 +62,9 @@ def update_cluster(cluster: Cluster) -> Cluster:
         raise RuleViolationError(violations)
     _save(cluster)
     return cluster
+
+
+# --- Networks ---------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -78,12 +78,11 @@ def create_network(network: Network) -> Network:
     return network
 
 
-def _network_change(network: Network) -> rules.NetworkChange:
-    """The change of ``network`` (unsaved new values) against its stored row, as the rules
-    see it, with what uses the network now."""
+def _network_change(network: Network, old: Network) -> rules.NetworkChange:
+    """The change of ``network`` (unsaved new values) against its stored row ``old``, as
+    the rules see it, with what uses the network now."""
     from hosts.models import HostNic, NetworkAttachment, Vnic  # hosts depends on networks
 
-    old = Network.objects.get(pk=network.pk)
     hosts_using = tuple(NetworkAttachment.objects.filter(network=network)
                         .values_list("host__name", flat=True))
     vnics = Vnic.objects.filter(profile__network=network)
@@ -101,10 +100,9 @@ def _network_change(network: Network) -> rules.NetworkChange:
 
 
 def _network_update(network: Network) -> tuple[rules.NetworkChange, list[rules.Violation]]:
-    stored_datacenter = Network.objects.values_list("datacenter_id", flat=True).get(
-        pk=network.pk)
-    change = _network_change(network)
-    return change, (rules.check_parents_kept("network", {"datacenter": stored_datacenter},
+    old = Network.objects.get(pk=network.pk)
+    change = _network_change(network, old)
+    return change, (rules.check_parents_kept("network", {"datacenter": old.datacenter_id},
                                              {"datacenter": network.datacenter_id})
                     + rules.check_network_change(change))
 

@@ -16,7 +16,7 @@ from hosts.api import serializers
 from hosts.models import VM, Bond, Host, HostNic, Job, JobHost, NetworkAttachment, Vnic
 from portal.api.exceptions import validation_response
 from portal.api.permissions import ChangePermission, HostSetupPermission
-from portal.api.views import PortalModelViewSet
+from portal.api.views import PortalModelViewSet, with_values
 
 
 class HostViewSet(PortalModelViewSet):
@@ -154,9 +154,7 @@ class VMViewSet(PortalModelViewSet):
         return services.save_vm(VM(**data))
 
     def update_service(vm, data, user):
-        for key, value in data.items():
-            setattr(vm, key, value)
-        return services.save_vm(vm)
+        return services.save_vm(with_values(vm, data))
 
 
 class VnicViewSet(PortalModelViewSet):
@@ -168,9 +166,7 @@ class VnicViewSet(PortalModelViewSet):
         return services.save_vnic(Vnic(**data))
 
     def update_service(vnic, data, user):
-        for key, value in data.items():
-            setattr(vnic, key, value)
-        return services.save_vnic(vnic)
+        return services.save_vnic(with_values(vnic, data))
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):

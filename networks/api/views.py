@@ -16,7 +16,7 @@ from networks.models import (
     VnicProfile,
 )
 from portal.api.permissions import HostSetupPermission
-from portal.api.views import PortalModelViewSet
+from portal.api.views import PortalModelViewSet, with_values
 
 
 class DataCenterViewSet(PortalModelViewSet):
@@ -37,9 +37,7 @@ class ClusterViewSet(PortalModelViewSet):
         return services.create_cluster(Cluster(**data))
 
     def update_service(cluster, data, user):
-        for key, value in data.items():
-            setattr(cluster, key, value)
-        return services.update_cluster(cluster)
+        return services.update_cluster(with_values(cluster, data))
 
     @extend_schema(request=None, responses={202: OpenApiResponse(
         description="The sync job (see /api/jobs/)")})
@@ -68,9 +66,7 @@ class NetworkViewSet(PortalModelViewSet):
         return services.create_network(Network(**data))
 
     def update_service(network, data, user):
-        for key, value in data.items():
-            setattr(network, key, value)
-        return services.update_network(network, user=user)
+        return services.update_network(with_values(network, data), user=user)
 
     def delete_service(network, user):
         services.delete_network(network)

@@ -5,6 +5,14 @@ from __future__ import annotations
 from rest_framework import viewsets
 
 
+def with_values(instance, data: dict):
+    """``instance`` with the validated values of an update set on it (unsaved): what an
+    ``update_service`` hands to the app's service."""
+    for key, value in data.items():
+        setattr(instance, key, value)
+    return instance
+
+
 class PortalModelViewSet(viewsets.ModelViewSet):
     """A model viewset whose writes call the app's services.
 
